@@ -1,0 +1,1 @@
+"""couponry: a multi-tenant coupon service."""

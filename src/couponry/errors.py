@@ -1,0 +1,228 @@
+"""The domain error hierarchy.
+
+Each concrete class carries a stable public `code` (part of the API: never derived from the
+class name). HTTP statuses and EduBrite numeric codes live only in `web/errors.py`, keyed by the
+base classes below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One offending field and why."""
+
+    field: str
+    message: str
+
+
+class CouponryError(Exception):
+    """Base of every error a caller may see. `code` is snake_case and stable."""
+
+    code = "internal_error"
+    default_message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, details: Iterable[FieldProblem] = ()) -> None:
+        self.message = message or self.default_message
+        self.details = list(details)
+        super().__init__(self.message)
+
+
+# --- the kinds (each maps to one status in web/errors.py) -----------------------------------
+
+
+class BadRequest(CouponryError):
+    """The request itself is malformed (bad JSON, bad query parameter)."""
+
+    code = "bad_request"
+
+
+class InvalidInput(CouponryError):
+    """A well-formed request whose content the rules refuse."""
+
+    code = "validation_failed"
+    default_message = "Some fields are invalid."
+
+
+class Rejected(CouponryError):
+    """A valid request refused by a business rule (redemption refusals)."""
+
+    code = "rejected"
+
+
+class NotFound(CouponryError):
+    code = "not_found"
+    default_message = "Not found."
+
+
+class Conflict(CouponryError):
+    code = "conflict"
+
+
+class Unauthorized(CouponryError):
+    code = "unauthorized"
+    default_message = "A valid API key is required."
+
+
+class Forbidden(CouponryError):
+    code = "forbidden"
+    default_message = "This key may not do that."
+
+
+class PayloadTooLarge(CouponryError):
+    code = "payload_too_large"
+    default_message = "The request body is larger than 1 MiB."
+
+
+class UnsupportedMediaType(CouponryError):
+    code = "unsupported_media_type"
+
+
+# --- concrete errors ------------------------------------------------------------------------
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+class InvalidQuery(BadRequest):
+    code = "invalid_query"
+
+
+class InvalidFields(BadRequest):
+    code = "invalid_fields"
+
+
+class InvalidStartKey(BadRequest):
+    code = "invalid_exclusive_start_key"
+
+
+class UnknownField(InvalidInput):
+    code = "unknown_field"
+
+
+class IdNotAllowed(InvalidInput):
+    code = "id_not_allowed"
+    default_message = "A new coupon's id is set by the server; remove `id` from the body."
+
+
+class IdMismatch(InvalidInput):
+    code = "id_mismatch"
+
+
+class InvalidPatch(InvalidInput):
+    code = "invalid_patch"
+
+
+class InvalidGroupPath(InvalidInput):
+    code = "invalid_group_path"
+
+    def __init__(self, message: str, position: int, field: str = "path") -> None:
+        self.position = position
+        super().__init__(message, [FieldProblem(field, message)])
+
+
+class BatchTooLarge(InvalidInput):
+    code = "invalid_batch"
+
+
+class CouponNotFound(NotFound):
+    code = "coupon_not_found"
+    default_message = "No such coupon."
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+    default_message = "No such group."
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    default_message = "That user is not a member of this group."
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+    default_message = "No such tenant."
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+    default_message = "No such API key."
+
+
+class GroupPathNoMatch(NotFound):
+    code = "group_path_no_match"
+
+
+class GroupPathAmbiguous(Conflict):
+    code = "group_path_ambiguous"
+
+    def __init__(self, message: str, count: int, field: str = "path") -> None:
+        self.count = count
+        super().__init__(message, [FieldProblem(field, message)])
+
+
+class CodeTaken(Conflict):
+    code = "code_taken"
+
+
+class GroupCodeTaken(Conflict):
+    code = "group_code_taken"
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
+
+
+class VersionConflict(Conflict):
+    code = "version_conflict"
+
+
+class CouponLocked(Conflict):
+    code = "coupon_locked"
+    default_message = "The coupon is locked (sys_locked); unlock it first."
+
+
+class UsageLimitBelowUsed(Conflict):
+    code = "usage_limit_below_used"
+
+
+class CodeFrozen(Conflict):
+    code = "code_frozen"
+    default_message = "The code of a coupon that has been redeemed cannot change."
+
+
+class PatchTestFailed(Conflict):
+    code = "patch_test_failed"
+
+
+class GroupInUse(Conflict):
+    code = "group_in_use"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class RoleForbidden(Forbidden):
+    code = "insufficient_role"
+
+
+class WrongTenant(Forbidden):
+    code = "wrong_tenant"
+    default_message = "This key belongs to another tenant."
+
+
+def all_error_classes() -> list[type[CouponryError]]:
+    """Every error class, for the uniqueness test and the status table."""
+    seen: list[type[CouponryError]] = []
+    stack: list[type[CouponryError]] = [CouponryError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen
