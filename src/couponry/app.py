@@ -1,0 +1,107 @@
+"""create_app(settings) -> the ASGI app: routers, error handlers, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from couponry.config import Settings
+from couponry.store.db import Database
+from couponry.store.migrate import is_migrated
+from couponry.web.errors import install_error_handlers
+from couponry.web.jsonio import json_response
+from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
+from couponry.web.rest import coupons, groups
+from couponry.web.rest.schemas import REQUEST_MODELS, PatchOperation
+
+DESCRIPTION = """A multi-tenant coupon service. Authenticate with `Authorization: <key>` (or
+`Bearer <key>`). Errors are `{"error": {"code", "message", "details"}}`."""
+
+
+def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
+    """The FastAPI app without the outer middleware (tests may want it bare)."""
+    database = db or Database.from_urls(
+        settings.database_url,
+        settings.replica_url,
+        pool_size=settings.pool_size,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if db is None:
+            database.dispose()
+
+    app = FastAPI(title="couponry", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.db = database
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(coupons.router)
+    app.include_router(groups.router)
+    _add_operational_routes(app, database)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app(settings: Settings, db: Database | None = None) -> ASGIApp:
+    """The whole service; the observability wrapper sits outside every handler."""
+    configure_logging(settings.log_level)
+    return ObservabilityMiddleware(create_fastapi(settings, db))
+
+
+def _add_operational_routes(app: FastAPI, db: Database) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database is reachable and migrated",
+        responses={503: {"description": "not ready"}},
+    )
+    async def readyz() -> Response:
+        def check() -> bool:
+            try:
+                with db.reader() as conn:
+                    conn.execute(text("SELECT 1"))
+                return is_migrated(db.primary)
+            except Exception:
+                return False
+
+        ready = await run_in_threadpool(check)
+        return json_response({"status": "ready" if ready else "not ready"}, 200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics(request: Request) -> Response:
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    models: list[type[BaseModel]] = [*REQUEST_MODELS, PatchOperation]
+    for model in models:
+        model_schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", by_alias=True
+        )
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,551 @@
+"""The canonical coupon: its writable fields, their rules (SPEC 3), and its JSON view."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from couponry.domain.fields import (
+    Problems,
+    check_bool,
+    check_enum,
+    check_id_list,
+    check_instant,
+    check_int,
+    check_money,
+    check_percent,
+    check_text,
+    format_instant,
+    has_control_chars,
+    parse_decimal,
+)
+from couponry.errors import CodeFrozen, CouponLocked, IdNotAllowed
+
+COUPON_TYPES = ("USAGE", "AMOUNT", "PERCENT", "TOTAL_AMOUNT")
+ENTITY_TYPES = ("SITE", "PROGRAM_SESSION", "COURSE_SESSION", "EVENT", "GROUP")
+DISCOUNT_METHODS = ("discount line item", "inline discount")
+APPLIES_TO = ("new members", "renewing members", "all members")
+INFO_METHODS = ("amount", "percentage")
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L look-alikes
+
+
+@dataclass(frozen=True)
+class Category:
+    """One Rhythm-style discount category and the cart line kind it covers."""
+
+    flag: str
+    info: str
+    line_kind: str
+    ids_key: str
+    type_ids_key: str
+    max_key: str | None = None
+
+
+CATEGORIES = (
+    Category(
+        "apply_to_membership_packages",
+        "membership_package_discount_info",
+        "membership_package",
+        "package_ids",
+        "type_ids",
+    ),
+    Category(
+        "apply_to_chapter_dues",
+        "chapter_dues_discount_info",
+        "chapter_dues",
+        "chapter_ids",
+        "chapter_type_ids",
+        "maximum_number_of_chapters",
+    ),
+    Category(
+        "apply_to_section_dues",
+        "section_dues_discount_info",
+        "section_dues",
+        "section_ids",
+        "section_type_ids",
+        "maximum_number_of_sections",
+    ),
+    Category(
+        "apply_to_add_on_products",
+        "add_on_products_discount_info",
+        "add_on_product",
+        "add_on_ids",
+        "add_on_type_ids",
+    ),
+)
+
+# Rhythm metadata we accept on write, ignore, and show as null.
+IGNORED_SYS_FIELDS = (
+    "sys_bulk_load_pk",
+    "sys_bulk_load_at",
+    "sys_bulk_load_id",
+    "sys_bulk_load_record_no",
+    "sys_bulk_load_source_file",
+    "sys_last_bulk_data_operation_id",
+    "sys_last_bulk_data_operation_sys_version",
+    "sys_directive",
+    "sys_calculated_field_error",
+    "sys_snapshot_base_version",
+    "sys_has_files_in_s3",
+    "sys_configuration_snapshot_id",
+    "sys_last_security_context",
+    "sys_calculated_field_errors",
+)
+# Set by the server; ignored when a client sends them back (so a GET body can be PUT).
+READ_ONLY_FIELDS = (
+    "id",
+    "times_used",
+    "remaining_amount",
+    "sys_version",
+    "sys_created_at",
+    "sys_last_modified_at",
+    "sys_created_by_id",
+    "sys_last_modified_by_id",
+    "sys_deleted_by_id",
+)
+CUSTOM_FIELD_KEYS = (
+    "custom_field_id",
+    "string_value",
+    "numeric_value",
+    "boolean_value",
+    "file_url_value",
+    "list_value",
+    "table_value",
+)
+
+
+@dataclass(frozen=True)
+class CouponFields:
+    """Everything a client may write. `None` means unset (or: keep / generate, for `code`)."""
+
+    name: str | None = None
+    code: str | None = None
+    is_active: bool = True
+    comment: str | None = None
+    custom_field_values: list[dict[str, Any]] | None = None
+    code_generation_html: str | None = None
+    sys_external_id: str | None = None
+    sys_locked: bool = False
+    coupon_type: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    value_amount: Decimal | None = None
+    value_percent: Decimal | None = None
+    apply_to_membership_packages: bool = False
+    membership_package_discount_info: dict[str, Any] | None = None
+    apply_to_chapter_dues: bool = False
+    chapter_dues_discount_info: dict[str, Any] | None = None
+    apply_to_section_dues: bool = False
+    section_dues_discount_info: dict[str, Any] | None = None
+    apply_to_add_on_products: bool = False
+    add_on_products_discount_info: dict[str, Any] | None = None
+    discount_method: str = "inline discount"
+    discount_product_id: str | None = None
+    maximum_discount: Decimal | None = None
+    starts_at: datetime | None = None
+    expires_at: datetime | None = None
+    usage_limit: int | None = None
+    max_uses_per_user: int | None = None
+    applies_to: str = "all members"
+    authorized_group_id: str | None = None
+    set_membership_expiration: bool = False
+    add_user_to_coupons_group: bool = False
+    require_approval: bool = False
+    preview_access_only: bool = False
+
+
+WRITABLE_FIELDS = tuple(f.name for f in fields(CouponFields))
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A stored coupon: the writable fields plus what the server keeps."""
+
+    id: str
+    tenant_id: str
+    data: CouponFields
+    sys_version: int
+    sys_created_at: datetime
+    sys_last_modified_at: datetime
+    sys_created_by_id: str | None
+    sys_last_modified_by_id: str | None
+    times_used: int = 0
+    remaining_amount: Decimal | None = None
+    sys_deleted_by_id: str | None = None
+    redeemed: bool = field(default=False)
+
+    @property
+    def code(self) -> str:
+        assert self.data.code is not None
+        return self.data.code
+
+
+def generate_code(length: int = 10) -> str:
+    """A random code a person can read aloud: uppercase, no look-alike characters."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalise_code(code: str) -> str:
+    """Codes are unique and looked up ignoring case."""
+    return code.lower()
+
+
+def check_code(value: Any, field_name: str, problems: Problems) -> str | None:
+    if not isinstance(value, str):
+        problems.add(field_name, "must be a string")
+        return None
+    if not (3 <= len(value) <= 64) or any(
+        not (c.isascii() and (c.isalnum() or c in "_-")) for c in value
+    ):
+        problems.add(field_name, "must be 3-64 characters of letters, digits, '_' or '-'")
+        return None
+    return value
+
+
+# --- parsing a client document ------------------------------------------------------------
+
+
+def parse_coupon_input(doc: Mapping[str, Any], *, creating: bool) -> CouponFields:
+    """Check a JSON document as a whole and return the writable fields it sets.
+
+    Fields left out take their defaults. Read-only and ignored `sys_*` fields are dropped; an
+    `id` is refused when creating. Raises InvalidInput / UnknownField naming every problem.
+    """
+    if creating and doc.get("id") is not None:
+        raise IdNotAllowed()
+    problems = Problems()
+    values: dict[str, Any] = {}
+    for key, raw in doc.items():
+        if key in READ_ONLY_FIELDS or key in IGNORED_SYS_FIELDS:
+            continue
+        if key not in WRITABLE_FIELDS:
+            problems.add_unknown(key)
+            continue
+        if raw is None:
+            if key in _NULLABLE:
+                values[key] = None
+            else:
+                problems.add(key, "must not be null")
+            continue
+        checked = _FIELD_CHECKS[key](raw, key, problems)
+        if checked is not None:
+            values[key] = checked
+    if problems:
+        problems.raise_if_any()
+    draft = CouponFields(**values)
+    check_rules(draft, problems)
+    problems.raise_if_any()
+    return draft
+
+
+def check_rules(c: CouponFields, problems: Problems) -> None:
+    """Rules between fields (SPEC 3.2, 3.3)."""
+    has_category = any(getattr(c, cat.flag) for cat in CATEGORIES)
+    if c.coupon_type is None and not has_category:
+        problems.add(
+            "coupon_type", "a coupon must discount something: set coupon_type or an apply_to_*"
+        )
+    if c.coupon_type is None and (c.entity_type is not None or c.entity_id is not None):
+        problems.add("entity_type", "entity_type and entity_id need coupon_type")
+    if c.coupon_type is not None:
+        entity_type = c.entity_type or "SITE"
+        if entity_type != "SITE" and not c.entity_id:
+            problems.add("entity_id", f"is required when entity_type is {entity_type}")
+    needs_amount = c.coupon_type in ("AMOUNT", "TOTAL_AMOUNT")
+    if needs_amount and c.value_amount is None:
+        problems.add("value_amount", f"is required when coupon_type is {c.coupon_type}")
+    if not needs_amount and c.value_amount is not None:
+        problems.add("value_amount", "is only allowed when coupon_type is AMOUNT or TOTAL_AMOUNT")
+    if c.coupon_type == "PERCENT" and c.value_percent is None:
+        problems.add("value_percent", "is required when coupon_type is PERCENT")
+    if c.coupon_type != "PERCENT" and c.value_percent is not None:
+        problems.add("value_percent", "is only allowed when coupon_type is PERCENT")
+    for cat in CATEGORIES:
+        if getattr(c, cat.flag) and getattr(c, cat.info) is None:
+            problems.add(cat.info, f"is required when {cat.flag} is true")
+    if c.discount_method == "discount line item" and not c.discount_product_id:
+        problems.add(
+            "discount_product_id", "is required when discount_method is discount line item"
+        )
+    if c.starts_at and c.expires_at and c.expires_at <= c.starts_at:
+        problems.add("expires_at", "must be after starts_at")
+    if c.authorized_group_id is None:
+        for flag in ("set_membership_expiration", "add_user_to_coupons_group", "require_approval"):
+            if getattr(c, flag):
+                problems.add(flag, "needs authorized_group_id")
+
+
+def _text(max_len: int, min_len: int = 0) -> Any:
+    def check(value: Any, name: str, problems: Problems) -> str | None:
+        return check_text(value, name, problems, max_len=max_len, min_len=min_len)
+
+    return check
+
+
+def _enum(options: tuple[str, ...]) -> Any:
+    def check(value: Any, name: str, problems: Problems) -> str | None:
+        return check_enum(value, name, problems, options)
+
+    return check
+
+
+def _positive_int(value: Any, name: str, problems: Problems) -> int | None:
+    return check_int(value, name, problems, minimum=1)
+
+
+def _check_info(category: Category) -> Any:
+    allowed = {"method", "amount", category.ids_key, category.type_ids_key}
+    if category.max_key:
+        allowed.add(category.max_key)
+
+    def check(value: Any, name: str, problems: Problems) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            problems.add(name, "must be an object")
+            return None
+        before = len(problems.items)
+        for key in value:
+            if key not in allowed:
+                problems.add_unknown(f"{name}.{key}")
+        method = check_enum(value.get("method"), f"{name}.method", problems, INFO_METHODS)
+        amount: Decimal | None = None
+        if method == "percentage":
+            amount = check_percent(value.get("amount"), f"{name}.amount", problems)
+        elif method == "amount":
+            amount = check_money(value.get("amount"), f"{name}.amount", problems)
+        info: dict[str, Any] = {"method": method, "amount": amount}
+        for key in (category.ids_key, category.type_ids_key):
+            raw = value.get(key)
+            info[key] = [] if raw is None else check_id_list(raw, f"{name}.{key}", problems)
+        if category.max_key:
+            raw_max = value.get(category.max_key)
+            info[category.max_key] = (
+                None
+                if raw_max is None
+                else check_int(raw_max, f"{name}.{category.max_key}", problems, minimum=1)
+            )
+        return info if len(problems.items) == before else None
+
+    return check
+
+
+def _check_custom_fields(value: Any, name: str, problems: Problems) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list):
+        problems.add(name, "must be an array")
+        return None
+    if len(value) > 100:
+        problems.add(name, "must have at most 100 entries")
+        return None
+    before = len(problems.items)
+    clean: list[dict[str, Any]] = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(entry, dict):
+            problems.add(where, "must be an object")
+            continue
+        for key in entry:
+            if key not in CUSTOM_FIELD_KEYS:
+                problems.add_unknown(f"{where}.{key}")
+        item: dict[str, Any] = {k: None for k in CUSTOM_FIELD_KEYS}
+        item["custom_field_id"] = check_text(
+            entry.get("custom_field_id"),
+            f"{where}.custom_field_id",
+            problems,
+            max_len=200,
+            min_len=1,
+        )
+        _custom_values(entry, where, item, problems)
+        clean.append(item)
+    return clean if len(problems.items) == before else None
+
+
+def _custom_values(
+    entry: dict[str, Any], where: str, item: dict[str, Any], problems: Problems
+) -> None:
+    if entry.get("string_value") is not None:
+        item["string_value"] = check_text(
+            entry["string_value"], f"{where}.string_value", problems, max_len=10_000
+        )
+    if entry.get("file_url_value") is not None:
+        item["file_url_value"] = check_text(
+            entry["file_url_value"], f"{where}.file_url_value", problems, max_len=2_000
+        )
+    if entry.get("boolean_value") is not None:
+        item["boolean_value"] = check_bool(
+            entry["boolean_value"], f"{where}.boolean_value", problems
+        )
+    if entry.get("numeric_value") is not None:
+        number = parse_decimal(entry["numeric_value"])
+        if number is None or isinstance(entry["numeric_value"], str):
+            problems.add(f"{where}.numeric_value", "must be a number")
+        elif abs(number) >= Decimal("1e15") or len(number.as_tuple().digits) > 15:
+            problems.add(f"{where}.numeric_value", "must have at most 15 significant digits")
+        else:
+            item["numeric_value"] = number
+    if entry.get("list_value") is not None:
+        item["list_value"] = _check_string_list(
+            entry["list_value"], f"{where}.list_value", problems
+        )
+    if entry.get("table_value") is not None:
+        table = entry["table_value"]
+        if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
+            problems.add(f"{where}.table_value", "must be an array of objects")
+        elif len(table) > 1000:
+            problems.add(f"{where}.table_value", "must have at most 1000 rows")
+        elif not _clean_json(table, 0):
+            problems.add(
+                f"{where}.table_value", "must not contain control characters or nest too deep"
+            )
+        else:
+            item["table_value"] = table
+
+
+def _check_string_list(value: Any, name: str, problems: Problems) -> list[str] | None:
+    if not isinstance(value, list) or len(value) > 1000:
+        problems.add(name, "must be an array of at most 1000 strings")
+        return None
+    out: list[str] = []
+    for index, text in enumerate(value):
+        checked = check_text(text, f"{name}[{index}]", problems, max_len=2_000)
+        if checked is not None:
+            out.append(checked)
+    return out
+
+
+def _clean_json(value: Any, depth: int) -> bool:
+    """Free-form JSON (table_value) is stored as given, but never with control characters."""
+    if depth > 8:
+        return False
+    if isinstance(value, str):
+        return not has_control_chars(value)
+    if isinstance(value, list):
+        return all(_clean_json(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(
+            _clean_json(k, depth + 1) and _clean_json(v, depth + 1) for k, v in value.items()
+        )
+    return True
+
+
+_NULLABLE = {
+    "name",
+    "code",
+    "comment",
+    "custom_field_values",
+    "code_generation_html",
+    "sys_external_id",
+    "coupon_type",
+    "entity_type",
+    "entity_id",
+    "value_amount",
+    "value_percent",
+    "discount_product_id",
+    "maximum_discount",
+    "starts_at",
+    "expires_at",
+    "usage_limit",
+    "max_uses_per_user",
+    "authorized_group_id",
+    *(cat.info for cat in CATEGORIES),
+}
+
+_FIELD_CHECKS: dict[str, Any] = {
+    "name": _text(200, 1),
+    "code": check_code,
+    "is_active": check_bool,
+    "comment": _text(2_000),
+    "custom_field_values": _check_custom_fields,
+    "code_generation_html": _text(65_536),
+    "sys_external_id": _text(200),
+    "sys_locked": check_bool,
+    "coupon_type": _enum(COUPON_TYPES),
+    "entity_type": _enum(ENTITY_TYPES),
+    "entity_id": _text(2_000, 1),
+    "value_amount": check_money,
+    "value_percent": check_percent,
+    "discount_method": _enum(DISCOUNT_METHODS),
+    "discount_product_id": _text(200, 1),
+    "maximum_discount": check_money,
+    "starts_at": check_instant,
+    "expires_at": check_instant,
+    "usage_limit": _positive_int,
+    "max_uses_per_user": _positive_int,
+    "applies_to": _enum(APPLIES_TO),
+    "authorized_group_id": _text(2_000, 1),
+    **{cat.flag: check_bool for cat in CATEGORIES},
+    **{cat.info: _check_info(cat) for cat in CATEGORIES},
+    **{
+        flag: check_bool
+        for flag in (
+            "set_membership_expiration",
+            "add_user_to_coupons_group",
+            "require_approval",
+            "preview_access_only",
+        )
+    },
+}
+assert set(_FIELD_CHECKS) == set(WRITABLE_FIELDS)
+
+
+# --- changing a stored coupon -------------------------------------------------------------
+
+
+def check_change_allowed(current: Coupon, new: CouponFields) -> None:
+    """A locked coupon takes only the change that unlocks it; a redeemed one keeps its code."""
+    if current.data.sys_locked:
+        unlocked_only = replace(current.data, sys_locked=False)
+        if not (new == unlocked_only):
+            raise CouponLocked()
+    if current.redeemed and new.code is not None and new.code != current.data.code:
+        raise CodeFrozen()
+
+
+def remaining_after_change(current: Coupon, new: CouponFields) -> Decimal | None:
+    """TOTAL_AMOUNT credit left once `value_amount` changes by a difference (never below 0).
+
+    Used for display; the store applies the same difference atomically.
+    """
+    if new.coupon_type != "TOTAL_AMOUNT" or new.value_amount is None:
+        return None
+    if current.data.coupon_type != "TOTAL_AMOUNT" or current.remaining_amount is None:
+        return new.value_amount
+    old_value = current.data.value_amount or Decimal(0)
+    return max(Decimal(0), current.remaining_amount + (new.value_amount - old_value))
+
+
+# --- the JSON view ------------------------------------------------------------------------
+
+
+def coupon_view(coupon: Coupon) -> dict[str, Any]:
+    """The coupon as the REST dialect shows it (Rhythm field names; money as Decimal)."""
+    d = coupon.data
+    view: dict[str, Any] = {"id": coupon.id}
+    for name in WRITABLE_FIELDS:
+        value = getattr(d, name)
+        if isinstance(value, datetime):
+            value = format_instant(value)
+        view[name] = value
+    view["times_used"] = coupon.times_used
+    view["remaining_amount"] = coupon.remaining_amount
+    view["sys_version"] = coupon.sys_version
+    view["sys_created_at"] = format_instant(coupon.sys_created_at)
+    view["sys_last_modified_at"] = format_instant(coupon.sys_last_modified_at)
+    view["sys_created_by_id"] = coupon.sys_created_by_id
+    view["sys_last_modified_by_id"] = coupon.sys_last_modified_by_id
+    view["sys_deleted_by_id"] = coupon.sys_deleted_by_id
+    for name in IGNORED_SYS_FIELDS:
+        view[name] = None
+    return view
+
+
+ALL_VIEW_FIELDS = (
+    "id",
+    *WRITABLE_FIELDS,
+    "times_used",
+    "remaining_amount",
+    *READ_ONLY_FIELDS[3:],
+    *IGNORED_SYS_FIELDS,
+)

@@ -1,0 +1,187 @@
+"""Coupon rows, always scoped to one tenant."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from couponry.domain.coupons import Coupon, CouponFields, normalise_code
+from couponry.domain.money import from_units, to_units
+from couponry.errors import CodeTaken
+from couponry.store import codec
+from couponry.store.tables import coupons
+
+_COLUMNS = (
+    coupons.c.seq,
+    coupons.c.id,
+    coupons.c.tenant_id,
+    coupons.c.times_used,
+    coupons.c.remaining_units,
+    coupons.c.redeemed,
+    coupons.c.sys_version,
+    coupons.c.sys_created_at,
+    coupons.c.sys_last_modified_at,
+    coupons.c.sys_created_by_id,
+    coupons.c.sys_last_modified_by_id,
+    coupons.c.sys_deleted_by_id,
+    coupons.c.body,
+)
+
+
+def _row_to_coupon(row: Row[Any]) -> Coupon:
+    body = codec.loads(row.body)
+    return Coupon(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        data=CouponFields(**body),
+        sys_version=row.sys_version,
+        sys_created_at=row.sys_created_at,
+        sys_last_modified_at=row.sys_last_modified_at,
+        sys_created_by_id=row.sys_created_by_id,
+        sys_last_modified_by_id=row.sys_last_modified_by_id,
+        times_used=row.times_used,
+        remaining_amount=None if row.remaining_units is None else from_units(row.remaining_units),
+        sys_deleted_by_id=row.sys_deleted_by_id,
+        redeemed=bool(row.redeemed),
+    )
+
+
+def _field_columns(data: CouponFields) -> dict[str, Any]:
+    """The writable fields that SQL filters or counts on, copied out of the body."""
+    assert data.code is not None
+    return {
+        "code": data.code,
+        "code_normalized": normalise_code(data.code),
+        "is_active": data.is_active,
+        "coupon_type": data.coupon_type,
+        "entity_type": data.entity_type,
+        "entity_id": data.entity_id,
+        "authorized_group_id": data.authorized_group_id,
+        "starts_at": data.starts_at,
+        "expires_at": data.expires_at,
+        "usage_limit": data.usage_limit,
+        "max_uses_per_user": data.max_uses_per_user,
+        "value_units": None if data.value_amount is None else to_units(data.value_amount),
+        "sys_locked": data.sys_locked,
+        "body": codec.dumps(dataclasses.asdict(data)),
+    }
+
+
+def _units(amount: Decimal | None) -> int | None:
+    return None if amount is None else to_units(amount)
+
+
+class CouponRepository:
+    def __init__(self, conn: Connection, tenant_id: str) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+
+    def _live(self) -> Any:
+        return and_(coupons.c.tenant_id == self.tenant_id, coupons.c.deleted_at.is_(None))
+
+    def get(self, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
+        query = select(*_COLUMNS).where(self._live(), coupons.c.id == coupon_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _row_to_coupon(row) if row else None
+
+    def get_by_code(self, code: str) -> Coupon | None:
+        query = select(*_COLUMNS).where(
+            self._live(), coupons.c.code_normalized == normalise_code(code)
+        )
+        row = self.conn.execute(query).first()
+        return _row_to_coupon(row) if row else None
+
+    def code_in_use(self, code: str, *, except_id: str | None = None) -> bool:
+        query = select(coupons.c.id).where(
+            self._live(), coupons.c.code_normalized == normalise_code(code)
+        )
+        row = self.conn.execute(query).first()
+        return row is not None and row.id != except_id
+
+    def scan(
+        self,
+        *,
+        after_seq: int,
+        limit: int,
+        code: str | None = None,
+        is_active: bool | None = None,
+    ) -> list[tuple[int, Coupon]]:
+        """Oldest first, from just after `after_seq` (keyset: the same cost on any page)."""
+        query = select(*_COLUMNS).where(self._live(), coupons.c.seq > after_seq)
+        if code is not None:
+            query = query.where(coupons.c.code_normalized == normalise_code(code))
+        if is_active is not None:
+            query = query.where(coupons.c.is_active == is_active)
+        query = query.order_by(coupons.c.seq).limit(limit)
+        return [(row.seq, _row_to_coupon(row)) for row in self.conn.execute(query)]
+
+    def insert(self, coupon: Coupon) -> None:
+        values = _field_columns(coupon.data) | {
+            "id": coupon.id,
+            "tenant_id": self.tenant_id,
+            "times_used": coupon.times_used,
+            "remaining_units": _units(coupon.remaining_amount),
+            "redeemed": False,
+            "sys_version": coupon.sys_version,
+            "sys_created_at": coupon.sys_created_at,
+            "sys_last_modified_at": coupon.sys_last_modified_at,
+            "sys_created_by_id": coupon.sys_created_by_id,
+            "sys_last_modified_by_id": coupon.sys_last_modified_by_id,
+        }
+        # A failed statement ends the unit of work; the service's transaction rolls back whole.
+        try:
+            self.conn.execute(insert(coupons).values(**values))
+        except IntegrityError as exc:
+            raise CodeTaken(f"The code {coupon.code!r} is already used by another coupon.") from exc
+
+    def replace(self, coupon: Coupon, *, expected_version: int) -> bool:
+        """Write the new state if the row is still at `expected_version`."""
+        values = _field_columns(coupon.data) | {
+            "remaining_units": _units(coupon.remaining_amount),
+            "sys_version": coupon.sys_version,
+            "sys_last_modified_at": coupon.sys_last_modified_at,
+            "sys_last_modified_by_id": coupon.sys_last_modified_by_id,
+        }
+        statement = (
+            update(coupons)
+            .where(
+                self._live(),
+                coupons.c.id == coupon.id,
+                coupons.c.sys_version == expected_version,
+            )
+            .values(**values)
+        )
+        try:
+            result = self.conn.execute(statement)
+        except IntegrityError as exc:
+            raise CodeTaken(f"The code {coupon.code!r} is already used by another coupon.") from exc
+        return result.rowcount == 1
+
+    def soft_delete(self, coupon_id: str, *, by: str | None, now: datetime) -> bool:
+        statement = (
+            update(coupons)
+            .where(self._live(), coupons.c.id == coupon_id)
+            .values(deleted_at=now, sys_deleted_by_id=by, sys_last_modified_at=now)
+        )
+        return self.conn.execute(statement).rowcount == 1
+
+    def count_live(self) -> int:
+        return int(self.conn.execute(select(func.count()).where(self._live())).scalar_one())
+
+    def active_using_group(self, group_ids: Sequence[str]) -> bool:
+        """Is an active, live coupon scoped to or authorised by one of these groups?"""
+        query = select(coupons.c.id).where(
+            self._live(),
+            coupons.c.is_active.is_(True),
+            (coupons.c.authorized_group_id.in_(group_ids))
+            | (and_(coupons.c.entity_type == "GROUP", coupons.c.entity_id.in_(group_ids))),
+        )
+        return self.conn.execute(query.limit(1)).first() is not None

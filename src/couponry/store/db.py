@@ -1,0 +1,118 @@
+"""Engine factory and the two ways in: a write transaction (unit of work) and a one-statement read.
+
+SQLite: WAL, synchronous=NORMAL, busy_timeout, foreign keys, and every write transaction
+`BEGIN IMMEDIATE` so two writers never both read then both try to write (that deadlocks
+into "database is locked"). Reads run without BEGIN. PostgreSQL: psycopg 3, a small pool,
+reads in autocommit (one round trip, no BEGIN/ROLLBACK).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+_READ_OPTION = "couponry_read"
+
+
+def normalise_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` without a driver suffix; we use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(normalise_url(url)).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 8, busy_timeout_ms: int = 15000) -> Engine:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        return _sqlite_engine(url, busy_timeout_ms)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        pool_pre_ping=False,
+    )
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    parsed = make_url(url)
+    memory = parsed.database in (None, "", ":memory:")
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        poolclass=NullPool if memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Stop Python's sqlite3 from issuing its own BEGIN; we issue ours in _on_begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_READ_OPTION):
+            return  # each read statement runs on its own
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """The primary engine and an optional read replica."""
+
+    def __init__(self, primary: Engine, replica: Engine | None = None) -> None:
+        self.primary = primary
+        self.replica = replica
+        self.sqlite = primary.dialect.name == "sqlite"
+
+    @classmethod
+    def from_urls(
+        cls,
+        url: str,
+        replica_url: str | None = None,
+        *,
+        pool_size: int = 8,
+        busy_timeout_ms: int = 15000,
+    ) -> Database:
+        primary = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+        replica = make_engine(replica_url, pool_size=pool_size) if replica_url else None
+        return cls(primary, replica)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends normally, else rolled back."""
+        with self.primary.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reader(self, *, consistent: bool = True) -> Iterator[Connection]:
+        """A connection for reads without a transaction; the replica when allowed."""
+        engine = self.replica if (self.replica is not None and not consistent) else self.primary
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn = conn.execution_options(**{_READ_OPTION: True})
+            else:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    def dispose(self) -> None:
+        self.primary.dispose()
+        if self.replica is not None:
+            self.replica.dispose()

@@ -1,0 +1,161 @@
+"""SQLAlchemy Core tables: portable types only, so SQLite and PostgreSQL run the same schema.
+
+Money is stored as integers of 1/10,000 (`*_units`), exact on both databases. Instants are
+stored as naive UTC and returned as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, aware UTC in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite may hand back text
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+# Auto-incrementing 64-bit keys that SQLite also treats as its rowid.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("site_urls", Text, nullable=False),  # JSON array
+    Column("admins", Text, nullable=False),  # JSON array of usernames
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(19), nullable=False, unique=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("parent_id", String(19), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("code", String(64), nullable=True),
+    Column("code_normalized", String(64), nullable=True),
+    Column("sys_version", Integer, nullable=False),
+    Column("sys_created_at", UTCDateTime, nullable=False),
+    Column("sys_last_modified_at", UTCDateTime, nullable=False),
+    # NULL codes are distinct in both databases, so groups without a code never collide.
+    UniqueConstraint("tenant_id", "code_normalized"),
+    Index("ix_groups_tenant_seq", "tenant_id", "seq"),
+    Index("ix_groups_tenant_parent_seq", "tenant_id", "parent_id", "seq"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("tenant_id", String(63), nullable=False),
+    Column("group_id", String(19), ForeignKey("groups.id"), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(19), nullable=False, unique=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("code_normalized", String(64), nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("coupon_type", String(16), nullable=True),
+    Column("entity_type", String(16), nullable=True),
+    Column("entity_id", String(200), nullable=True),
+    Column("authorized_group_id", String(19), nullable=True),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("usage_limit", Integer, nullable=True),
+    Column("max_uses_per_user", Integer, nullable=True),
+    Column("times_used", Integer, nullable=False),
+    Column("value_units", BigInteger, nullable=True),
+    Column("remaining_units", BigInteger, nullable=True),
+    Column("redeemed", Boolean, nullable=False),
+    Column("sys_locked", Boolean, nullable=False),
+    Column("sys_version", Integer, nullable=False),
+    Column("sys_created_at", UTCDateTime, nullable=False),
+    Column("sys_last_modified_at", UTCDateTime, nullable=False),
+    Column("sys_created_by_id", String(200), nullable=True),
+    Column("sys_last_modified_by_id", String(200), nullable=True),
+    Column("sys_deleted_by_id", String(200), nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    # The rest of the canonical record, as JSON text with decimals as strings.
+    Column("body", Text, nullable=False),
+    Index("ix_coupons_tenant_seq", "tenant_id", "seq"),
+    Index("ix_coupons_tenant_entity", "tenant_id", "entity_id"),
+    Index("ix_coupons_tenant_auth_group", "tenant_id", "authorized_group_id"),
+    # A code is unique among a tenant's live coupons; a deleted coupon frees its code.
+    Index(
+        "uq_coupons_live_code",
+        "tenant_id",
+        "code_normalized",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)

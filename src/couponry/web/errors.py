@@ -1,0 +1,104 @@
+"""THE table from error class to HTTP status, and the JSON error envelope (SPEC 4.3)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from couponry import errors as e
+from couponry.web.jsonio import json_response
+
+log = logging.getLogger("couponry.web")
+
+STATUS_BY_KIND: dict[type[e.CouponryError], int] = {
+    e.BadRequest: 400,
+    e.Unauthorized: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.PayloadTooLarge: 413,
+    e.UnsupportedMediaType: 415,
+    e.InvalidInput: 422,
+    e.Rejected: 422,
+}
+
+
+def status_for(error: e.CouponryError) -> int:
+    for cls in type(error).__mro__:
+        status = STATUS_BY_KIND.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def envelope(code: str, message: str, details: list[e.FieldProblem]) -> dict[str, object]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": [{"field": d.field, "message": d.message} for d in details],
+        }
+    }
+
+
+def error_response(error: e.CouponryError) -> Response:
+    status = status_for(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 500:
+        return internal_error_response()
+    return json_response(envelope(error.code, error.message, error.details), status, headers)
+
+
+def internal_error_response() -> Response:
+    # Never the exception text: it may hold SQL or another tenant's data.
+    return json_response(
+        envelope("internal_error", "Something went wrong on our side; it has been logged.", []),
+        500,
+    )
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, e.CouponryError)
+    if status_for(exc) == 500:
+        log.error("unexpected domain error", exc_info=exc, extra=_rid(request))
+    return error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    message = {404: "No such resource.", 405: "This method is not allowed here."}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return json_response(envelope(code, message, []), exc.status_code, dict(exc.headers or {}))
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        e.FieldProblem(".".join(str(p) for p in err.get("loc", ()) if p != "query"), err["msg"])
+        for err in exc.errors()
+    ]
+    return json_response(envelope("invalid_query", "The request is malformed.", details), 400)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra=_rid(request))
+    return internal_error_response()
+
+
+def _rid(request: Request) -> dict[str, str]:
+    return {"request_id": str(getattr(request.state, "request_id", ""))}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(e.CouponryError, _on_domain_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)

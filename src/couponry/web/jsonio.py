@@ -1,0 +1,86 @@
+"""JSON in and out: decimals never pass through float on the way in, and bodies are bounded."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from couponry.domain.fields import format_instant
+from couponry.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY = 1024 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # Coupon amounts are JSON numbers, as in the Rhythm schema; at most 4 places and
+        # bounded, so the float repr is the exact decimal text.
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return format_instant(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, default=_encode, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(value), status, headers=headers, media_type="application/json")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Numbers with a fraction become Decimal; NaN and Infinity are refused."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedJson("The body is not valid UTF-8.") from None
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        raise MalformedJson("The body nests too deeply.") from None
+    except ValueError as exc:
+        raise MalformedJson(f"The body is not valid JSON: {exc}.") from None
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refusing more than 1 MiB before reading it all."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise PayloadTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+JSON_TYPES = ("application/json",)
+PATCH_TYPES = ("application/json-patch+json", "application/json")
+
+
+def decode_json_body(
+    request: Request, raw: bytes, media_types: tuple[str, ...] = JSON_TYPES
+) -> Any:
+    """Check the content type and parse; called after authentication so 401 comes first."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in media_types:
+        raise UnsupportedMediaType(
+            f"Send the body as {' or '.join(media_types)} (got {media or 'no content type'})."
+        )
+    if not raw.strip():
+        raise MalformedJson("The body is empty; a JSON document is required.")
+    return parse_json(raw)
