@@ -41,9 +41,9 @@ def test_writers_from_one_version_have_exactly_one_winner(db: Database, tenant: 
     coupon = svc.create_coupon(db, tenant=owner, actor_id="test", doc=percent_coupon(), now=now())
     for round_ in range(3):
         version = svc.get_coupon(db, tenant_id=owner.id, coupon_id=coupon.id).sys_version
-        results = race(
-            THREADS,
-            lambda i: svc.replace_coupon(
+
+        def write(i: int, round_: int = round_, version: int = version) -> Any:
+            return svc.replace_coupon(
                 db,
                 tenant=owner,
                 actor_id=f"writer-{i}",
@@ -51,8 +51,9 @@ def test_writers_from_one_version_have_exactly_one_winner(db: Database, tenant: 
                 doc=percent_coupon(comment=f"round {round_} writer {i}"),
                 if_match=version,
                 now=now(),
-            ),
-        )
+            )
+
+        results = race(THREADS, write)
         winners = [r for r in results if not isinstance(r, Exception)]
         losers = [r for r in results if isinstance(r, Exception)]
         assert len(winners) == 1, results
