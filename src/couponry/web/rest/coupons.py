@@ -79,14 +79,16 @@ async def scan_coupons(
     consistent_read: str | None = Query(None, alias="consistentRead"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    size = p.query_limit(limit)
-    after = p.query_start(exclusive_start_key, x_exclusive_start_key)
-    names = p.query_fields(fields)
-    active = p.query_bool("is_active", is_active)
-    consistent = p.query_bool("consistentRead", consistent_read)
+    names: list[str] | None = None  # parsed after authentication, in work()
 
     def work() -> svc.Page:
+        nonlocal names
         require(request, tenant_id, READ)
+        size = p.query_limit(limit)
+        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
+        names = p.query_fields(fields)
+        active = p.query_bool("is_active", is_active)
+        consistent = p.query_bool("consistentRead", consistent_read)
         return svc.scan_coupons(
             _db(request),
             tenant_id=tenant_id,
@@ -155,11 +157,13 @@ async def get_coupon(
     fields: str | None = Query(None),
     consistent_read: str | None = Query(None, alias="consistentRead"),
 ) -> Response:
-    names = p.query_fields(fields)
-    consistent = p.query_bool("consistentRead", consistent_read)
+    names: list[str] | None = None  # parsed after authentication, in work()
 
     def work() -> Coupon:
+        nonlocal names
         require(request, tenant_id, READ)
+        names = p.query_fields(fields)
+        consistent = p.query_bool("consistentRead", consistent_read)
         return svc.get_coupon(
             _db(request),
             tenant_id=tenant_id,
@@ -182,10 +186,10 @@ async def get_coupon(
 )
 async def put_coupon(request: Request, tenant_id: str, coupon_id: str) -> Response:
     raw = await read_body(request)
-    expected = p.if_match(request)
 
     def work() -> Coupon:
         who = require(request, tenant_id, ADMIN)
+        expected = p.if_match(request)
         doc = decode_json_body(request, raw)
         if not isinstance(doc, dict):
             raise _not_object()
@@ -211,10 +215,10 @@ async def put_coupon(request: Request, tenant_id: str, coupon_id: str) -> Respon
 )
 async def patch_coupon(request: Request, tenant_id: str, coupon_id: str) -> Response:
     raw = await read_body(request)
-    expected = p.if_match(request)
 
     def work() -> Coupon:
         who = require(request, tenant_id, ADMIN)
+        expected = p.if_match(request)
         operations = decode_json_body(request, raw, PATCH_TYPES)
         return svc.patch_coupon(
             _db(request),

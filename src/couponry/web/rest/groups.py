@@ -76,11 +76,10 @@ async def list_groups(
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    size = p.query_limit(limit)
-    after = p.query_start(exclusive_start_key, x_exclusive_start_key)
-
     def work() -> svc.GroupPage:
         require(request, tenant_id, READ)
+        size = p.query_limit(limit)
+        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
         return svc.list_groups(
             _db(request), tenant_id=tenant_id, after_seq=after, limit=size, parent_id=parent_id
         )
@@ -97,11 +96,10 @@ async def list_groups(
     summary="Resolve a group path to exactly one group",
 )
 async def resolve(request: Request, tenant_id: str, path: str | None = Query(None)) -> Response:
-    if path is None:
-        raise InvalidQuery("path is required.", [FieldProblem("path", "is required")])
-
     def work() -> Group:
         require(request, tenant_id, READ)
+        if path is None:
+            raise InvalidQuery("path is required.", [FieldProblem("path", "is required")])
         return svc.resolve_path(_db(request), tenant_id=tenant_id, path=path)
 
     return _reply(await p.in_thread(work))
@@ -130,10 +128,10 @@ async def get_group(request: Request, tenant_id: str, group_id: str) -> Response
 )
 async def put_group(request: Request, tenant_id: str, group_id: str) -> Response:
     raw = await read_body(request)
-    expected = p.if_match(request)
 
     def work() -> Group:
         require(request, tenant_id, ADMIN)
+        expected = p.if_match(request)
         doc = _object(decode_json_body(request, raw))
         return svc.replace_group(
             _db(request),
