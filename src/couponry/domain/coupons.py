@@ -23,7 +23,7 @@ from couponry.domain.fields import (
     has_control_chars,
     parse_decimal,
 )
-from couponry.errors import CodeFrozen, CouponLocked, IdNotAllowed
+from couponry.errors import CodeFrozen, CouponLocked, FieldProblem, IdNotAllowed
 
 COUPON_TYPES = ("USAGE", "AMOUNT", "PERCENT", "TOTAL_AMOUNT")
 ENTITY_TYPES = ("SITE", "PROGRAM_SESSION", "COURSE_SESSION", "EVENT", "GROUP")
@@ -216,7 +216,7 @@ def parse_coupon_input(doc: Mapping[str, Any], *, creating: bool) -> CouponField
     `id` is refused when creating. Raises InvalidInput / UnknownField naming every problem.
     """
     if creating and doc.get("id") is not None:
-        raise IdNotAllowed()
+        raise IdNotAllowed(details=[FieldProblem("id", "is set by the server; leave it out")])
     problems = Problems()
     values: dict[str, Any] = {}
     for key, raw in doc.items():
@@ -234,49 +234,62 @@ def parse_coupon_input(doc: Mapping[str, Any], *, creating: bool) -> CouponField
         checked = _FIELD_CHECKS[key](raw, key, problems)
         if checked is not None:
             values[key] = checked
-    if problems:
-        problems.raise_if_any()
     draft = CouponFields(**values)
-    check_rules(draft, problems)
+    refused = frozenset(p.field.split(".", 1)[0].split("[", 1)[0] for p in problems.items)
+    check_rules(draft, problems, refused)
     problems.raise_if_any()
     return draft
 
 
-def check_rules(c: CouponFields, problems: Problems) -> None:
-    """Rules between fields (SPEC 3.2, 3.3)."""
-    has_category = any(getattr(c, cat.flag) for cat in CATEGORIES)
+def check_rules(c: CouponFields, problems: Problems, refused: frozenset[str] = frozenset()) -> None:
+    """Rules between fields (SPEC 3.2, 3.3).
+
+    A rule that reads a field already refused (in `refused`) is skipped: that field reads as
+    unset here, and blaming its neighbours for it would only mislead.
+    """
+
+    def add(field: str, message: str, *reads: str) -> None:
+        if field not in refused and not refused.intersection(reads):
+            problems.add(field, message)
+
+    flags = tuple(cat.flag for cat in CATEGORIES)
+    has_category = any(getattr(c, flag) for flag in flags)
     if c.coupon_type is None and not has_category:
-        problems.add(
-            "coupon_type", "a coupon must discount something: set coupon_type or an apply_to_*"
+        add(
+            "coupon_type",
+            "a coupon must discount something: set coupon_type or an apply_to_*",
+            *flags,
         )
     if c.coupon_type is None and (c.entity_type is not None or c.entity_id is not None):
-        problems.add("entity_type", "entity_type and entity_id need coupon_type")
+        add("entity_type", "entity_type and entity_id need coupon_type", "coupon_type")
     if c.coupon_type is not None:
         entity_type = c.entity_type or "SITE"
         if entity_type != "SITE" and not c.entity_id:
-            problems.add("entity_id", f"is required when entity_type is {entity_type}")
+            add("entity_id", f"is required when entity_type is {entity_type}", "entity_type")
     needs_amount = c.coupon_type in ("AMOUNT", "TOTAL_AMOUNT")
     if needs_amount and c.value_amount is None:
-        problems.add("value_amount", f"is required when coupon_type is {c.coupon_type}")
+        add("value_amount", f"is required when coupon_type is {c.coupon_type}")
     if not needs_amount and c.value_amount is not None:
-        problems.add("value_amount", "is only allowed when coupon_type is AMOUNT or TOTAL_AMOUNT")
+        add(
+            "value_amount",
+            "is only allowed when coupon_type is AMOUNT or TOTAL_AMOUNT",
+            "coupon_type",
+        )
     if c.coupon_type == "PERCENT" and c.value_percent is None:
-        problems.add("value_percent", "is required when coupon_type is PERCENT")
+        add("value_percent", "is required when coupon_type is PERCENT")
     if c.coupon_type != "PERCENT" and c.value_percent is not None:
-        problems.add("value_percent", "is only allowed when coupon_type is PERCENT")
+        add("value_percent", "is only allowed when coupon_type is PERCENT", "coupon_type")
     for cat in CATEGORIES:
         if getattr(c, cat.flag) and getattr(c, cat.info) is None:
-            problems.add(cat.info, f"is required when {cat.flag} is true")
+            add(cat.info, f"is required when {cat.flag} is true")
     if c.discount_method == "discount line item" and not c.discount_product_id:
-        problems.add(
-            "discount_product_id", "is required when discount_method is discount line item"
-        )
+        add("discount_product_id", "is required when discount_method is discount line item")
     if c.starts_at and c.expires_at and c.expires_at <= c.starts_at:
-        problems.add("expires_at", "must be after starts_at")
+        add("expires_at", "must be after starts_at", "starts_at")
     if c.authorized_group_id is None:
         for flag in ("set_membership_expiration", "add_user_to_coupons_group", "require_approval"):
             if getattr(c, flag):
-                problems.add(flag, "needs authorized_group_id")
+                add(flag, "needs authorized_group_id", "authorized_group_id")
 
 
 def _text(max_len: int, min_len: int = 0) -> Any:
@@ -381,7 +394,9 @@ def _custom_values(
         number = parse_decimal(entry["numeric_value"])
         if number is None or isinstance(entry["numeric_value"], str):
             problems.add(f"{where}.numeric_value", "must be a number")
-        elif abs(number) >= Decimal("1e15") or len(number.as_tuple().digits) > 15:
+        elif number != 0 and not (Decimal("1e-15") <= abs(number) < Decimal("1e15")):
+            problems.add(f"{where}.numeric_value", "must be 0 or between 1e-15 and 1e15 in size")
+        elif len(number.normalize().as_tuple().digits) > 15:
             problems.add(f"{where}.numeric_value", "must have at most 15 significant digits")
         else:
             item["numeric_value"] = number

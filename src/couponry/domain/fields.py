@@ -17,7 +17,9 @@ from couponry.domain.money import MAX_AMOUNT, MAX_PLACES, places
 from couponry.errors import FieldProblem, InvalidInput, UnknownField
 
 # Control characters other than tab, line feed and carriage return break XML and logs.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls other than tab, LF and CR; lone surrogates (from bad JSON escapes, which
+# no database or XML can store); and U+FFFE/U+FFFF, which XML forbids.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 _ISO_INSTANT = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
@@ -69,7 +71,7 @@ def check_text(
         problems.add(field, f"must be at most {max_len} characters")
         return None
     if has_control_chars(value):
-        problems.add(field, "must not contain control characters")
+        problems.add(field, "must not contain control characters or invalid Unicode")
         return None
     return value
 

@@ -9,10 +9,15 @@ import secrets
 
 from couponry.errors import InvalidStartKey
 
-_TOKEN = re.compile(r"^v1:(0|[1-9][0-9]{0,18})$")
+_TOKEN = re.compile(r"^v1:(0|[1-9][0-9]{0,17})$")  # fits a signed 64-bit sequence
 ID_PATTERN = re.compile(r"^[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}$")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+
+
+def looks_like_id(value: str) -> bool:
+    """Ids are ours to make: anything else names nothing, so no query is needed."""
+    return ID_PATTERN.match(value) is not None
 
 
 def new_id() -> str:

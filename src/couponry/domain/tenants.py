@@ -18,6 +18,7 @@ _HOST = re.compile(
 )
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _USERNAME_MAX = 200
+_KEY_ID = re.compile(r"^k[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,20 @@ def new_key_secret() -> tuple[str, str]:
 
 def hash_secret(secret: str) -> str:
     """Secrets are 256 random bits, so one SHA-256 is enough (no password stretching needed)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def secret_matches(secret: str, secret_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), secret_hash)
 
 
+def valid_key_id(key_id: str) -> bool:
+    return _KEY_ID.match(key_id) is not None
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     """`<key_id>.<secret>` or None when it is not shaped like a key."""
     key_id, dot, secret = key.strip().partition(".")
-    if not dot or not key_id or not secret or len(key) > 200:
+    if not dot or not valid_key_id(key_id) or not secret or len(key) > 200:
         return None
     return key_id, secret

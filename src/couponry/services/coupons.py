@@ -245,14 +245,14 @@ def _write(
         data = replace(data, code=current.data.code)
     if data.name is None:
         data = replace(data, name=data.code)
+    if data == current.data:
+        return current  # nothing changes, so the version stays (and a lock has nothing to stop)
     check_change_allowed(current, data)
     if data.usage_limit is not None and data.usage_limit < current.times_used:
         raise UsageLimitBelowUsed(
             f"usage_limit {data.usage_limit} is below the {current.times_used} uses so far.",
             [FieldProblem("usage_limit", f"must be at least {current.times_used}")],
         )
-    if data == current.data:
-        return current  # nothing changes, so the version stays
     updated = replace(
         current,
         data=data,

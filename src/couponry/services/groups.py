@@ -174,6 +174,7 @@ def put_member(
 
 
 def delete_member(db: Database, *, tenant_id: str, group_id: str, user_id: str) -> None:
+    check_user_id(user_id)
     with db.transaction() as conn:
         repo = _existing_group(conn, tenant_id, group_id)
         if not repo.delete_member(group_id, user_id):

@@ -14,6 +14,7 @@ from couponry.domain.tenants import (
     new_key_secret,
     secret_matches,
     split_key,
+    valid_key_id,
 )
 from couponry.errors import (
     FieldProblem,
@@ -108,6 +109,9 @@ def authenticate(db: Database, *, key: str) -> Principal:
 
 
 def authenticate_parts(db: Database, *, key_id: str, secret: str) -> Principal:
+    """The principal for a key given as its two halves (the EduBrite username and password)."""
+    if not valid_key_id(key_id):
+        raise InvalidCredentials("Unknown API key.")
     with db.reader() as conn:
         found = KeyRepository(conn).get_with_tenant(key_id)
     if found is None:

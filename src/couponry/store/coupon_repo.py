@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code
 from couponry.domain.money import from_units, to_units
+from couponry.domain.paging import looks_like_id
 from couponry.errors import CodeTaken
 from couponry.store import codec
 from couponry.store.tables import coupons
@@ -73,6 +74,11 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
     }
 
 
+def could_be_code(text: str) -> bool:
+    """Only codes we could have stored reach the database (no NUL or stray Unicode in SQL)."""
+    return 0 < len(text) <= 64 and text.isascii() and all(c.isalnum() or c in "_-" for c in text)
+
+
 def _units(amount: Decimal | None) -> int | None:
     return None if amount is None else to_units(amount)
 
@@ -86,6 +92,8 @@ class CouponRepository:
         return and_(coupons.c.tenant_id == self.tenant_id, coupons.c.deleted_at.is_(None))
 
     def get(self, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
+        if not looks_like_id(coupon_id):
+            return None
         query = select(*_COLUMNS).where(self._live(), coupons.c.id == coupon_id)
         if for_update:
             query = query.with_for_update()
@@ -93,6 +101,8 @@ class CouponRepository:
         return _row_to_coupon(row) if row else None
 
     def get_by_code(self, code: str) -> Coupon | None:
+        if not could_be_code(code):
+            return None
         query = select(*_COLUMNS).where(
             self._live(), coupons.c.code_normalized == normalise_code(code)
         )
@@ -115,6 +125,8 @@ class CouponRepository:
         is_active: bool | None = None,
     ) -> list[tuple[int, Coupon]]:
         """Oldest first, from just after `after_seq` (keyset: the same cost on any page)."""
+        if code is not None and not could_be_code(code):
+            return []
         query = select(*_COLUMNS).where(self._live(), coupons.c.seq > after_seq)
         if code is not None:
             query = query.where(coupons.c.code_normalized == normalise_code(code))

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.group_paths import GroupNode
 from couponry.domain.groups import Group, Member, group_code_key
+from couponry.domain.paging import looks_like_id
 from couponry.errors import GroupCodeTaken
 from couponry.store.tables import group_members, groups
 
@@ -37,6 +38,8 @@ class GroupRepository:
         self.tenant_id = tenant_id
 
     def get(self, group_id: str, *, for_update: bool = False) -> Group | None:
+        if not looks_like_id(group_id):
+            return None
         query = select(groups).where(groups.c.tenant_id == self.tenant_id, groups.c.id == group_id)
         if for_update:
             query = query.with_for_update()
@@ -46,6 +49,8 @@ class GroupRepository:
     def page(
         self, *, after_seq: int, limit: int, parent_id: str | None = None
     ) -> list[tuple[int, Group]]:
+        if parent_id is not None and not looks_like_id(parent_id):
+            return []
         query = select(groups).where(groups.c.tenant_id == self.tenant_id, groups.c.seq > after_seq)
         if parent_id is not None:
             query = query.where(groups.c.parent_id == parent_id)

@@ -48,8 +48,14 @@ def parse_json(raw: bytes) -> Any:
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except RecursionError:
         raise MalformedJson("The body nests too deeply.") from None
-    except ValueError as exc:
-        raise MalformedJson(f"The body is not valid JSON: {exc}.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except ValueError:  # NaN/Infinity, or a number too long to read
+        raise MalformedJson(
+            "The body is not valid JSON: NaN, Infinity or an oversized number."
+        ) from None
 
 
 async def read_body(request: Request) -> bytes:

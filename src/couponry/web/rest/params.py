@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from couponry.domain.paging import DEFAULT_PAGE, MAX_PAGE, decode_start_key, enc
 from couponry.errors import FieldProblem, InvalidFields, InvalidQuery
 
 T = TypeVar("T")
+_DIGITS = re.compile("[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts superscripts
 
 
 async def in_thread(fn: Callable[[], T]) -> T:
@@ -28,7 +30,7 @@ def now() -> datetime:
 def query_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
         raise _bad("limit", f"must be a whole number from 1 to {MAX_PAGE}")
     return int(value)
 
@@ -73,7 +75,7 @@ def if_match(request: Request) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit() or len(text) > 10:
+    if not _DIGITS.fullmatch(text):
         raise _bad("If-Match", 'must be "<sys_version>", such as "3"')
     return int(text)
 
