@@ -206,3 +206,14 @@ def percent_coupon(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {"coupon_type": "PERCENT", "value_percent": 10}
     body.update(overrides)
     return body
+
+
+@pytest.fixture
+def edubrite(client: object, tenant: TenantKeys):  # type: ignore[no-untyped-def]
+    """A connected EduBrite session for the tenant's admin key, over the in-process app."""
+    from tests.edubrite_client import EduBriteConnection
+
+    key_id, secret = tenant.admin.split(".")
+    connection = EduBriteConnection(client, "http://testserver", key_id, secret)  # type: ignore[arg-type]
+    assert connection.connect()
+    return connection

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from couponry.config import Settings
 from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
+from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
@@ -49,6 +50,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(coupons.router)
     app.include_router(groups.router)
+    app.include_router(edubrite.router)
     _add_operational_routes(app, database)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

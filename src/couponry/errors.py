@@ -17,6 +17,8 @@ class FieldProblem:
 
     field: str
     message: str
+    # True when the field was required and not given (EduBrite reports these as 1001).
+    missing: bool = False
 
 
 class CouponryError(Exception):
@@ -202,6 +204,10 @@ class PatchTestFailed(Conflict):
 
 class GroupInUse(Conflict):
     code = "group_in_use"
+
+
+class UnknownDispatch(BadRequest):
+    code = "unknown_dispatch"
 
 
 class InvalidCredentials(Unauthorized):

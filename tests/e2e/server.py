@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,11 +52,16 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def running_server(
-    env: dict[str, str], *, workers: int = 2, extra_args: tuple[str, ...] = ()
+    env: dict[str, str],
+    *,
+    workers: int = 2,
+    extra_args: tuple[str, ...] = (),
+    tls_ca: str | None = None,
 ) -> Iterator[Server]:
     """`couponry serve` on a free port; yields it once /readyz answers 200."""
     port = free_port()
-    scheme = "https" if "--ssl-certfile" in extra_args else "http"
+    scheme = "https" if tls_ca else "http"
+    verify: Any = ssl.create_default_context(cafile=tls_ca) if tls_ca else True
     # A file, not a pipe: a full pipe would block the server's log writes.
     log = tempfile.NamedTemporaryFile("w+", prefix="couponry-serve-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
@@ -72,7 +79,7 @@ def running_server(
                 log.seek(0)
                 raise AssertionError(f"server exited: {log.read()[-4000:]}")
             try:
-                if httpx.get(f"{base}/readyz", timeout=1, verify=False).status_code == 200:
+                if httpx.get(f"{base}/readyz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

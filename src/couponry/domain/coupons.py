@@ -250,7 +250,7 @@ def check_rules(c: CouponFields, problems: Problems, refused: frozenset[str] = f
 
     def add(field: str, message: str, *reads: str) -> None:
         if field not in refused and not refused.intersection(reads):
-            problems.add(field, message)
+            problems.add(field, message, missing=message.startswith("is required"))
 
     flags = tuple(cat.flag for cat in CATEGORIES)
     has_category = any(getattr(c, flag) for flag in flags)

@@ -34,8 +34,8 @@ class Problems:
         self.items: list[FieldProblem] = []
         self.unknown: list[str] = []
 
-    def add(self, field: str, message: str) -> None:
-        self.items.append(FieldProblem(field, message))
+    def add(self, field: str, message: str, *, missing: bool = False) -> None:
+        self.items.append(FieldProblem(field, message, missing))
 
     def add_unknown(self, field: str) -> None:
         self.unknown.append(field)

@@ -124,6 +124,17 @@ def scan_coupons(
     return Page([c for _, c in rows], rows[-1][0] if more and rows else None)
 
 
+def list_coupons_by_position(
+    db: Database, *, tenant_id: str, page: int, page_size: int, is_active: bool | None
+) -> tuple[list[Coupon], int]:
+    """One page by position, oldest first, and how many coupons match in all."""
+    with db.reader() as conn:
+        repo = CouponRepository(conn, tenant_id)
+        total = repo.count_live(is_active=is_active)
+        items = repo.page_by_position(offset=page * page_size, limit=page_size, is_active=is_active)
+    return items, total
+
+
 def replace_coupon(
     db: Database,
     *,

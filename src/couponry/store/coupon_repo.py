@@ -185,8 +185,21 @@ class CouponRepository:
         )
         return self.conn.execute(statement).rowcount == 1
 
-    def count_live(self) -> int:
-        return int(self.conn.execute(select(func.count()).where(self._live())).scalar_one())
+    def count_live(self, *, is_active: bool | None = None) -> int:
+        query = select(func.count()).select_from(coupons).where(self._live())
+        if is_active is not None:
+            query = query.where(coupons.c.is_active == is_active)
+        return int(self.conn.execute(query).scalar_one())
+
+    def page_by_position(
+        self, *, offset: int, limit: int, is_active: bool | None = None
+    ) -> list[Coupon]:
+        """EduBrite's listCoupons pages by position (its cost grows with the page number)."""
+        query = select(*_COLUMNS).where(self._live())
+        if is_active is not None:
+            query = query.where(coupons.c.is_active == is_active)
+        query = query.order_by(coupons.c.seq).offset(offset).limit(limit)
+        return [_row_to_coupon(row) for row in self.conn.execute(query)]
 
     def active_using_group(self, group_ids: Sequence[str]) -> bool:
         """Is an active, live coupon scoped to or authorised by one of these groups?"""

@@ -159,3 +159,17 @@ coupons = Table(
         postgresql_where=text("deleted_at IS NULL"),
     ),
 )
+
+# EduBrite sessions: only hashes of the two cookie values are kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id_hash", String(64), nullable=False, unique=True),
+    Column("info_hash", String(64), nullable=False),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("key_id", String(32), ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Index("ix_sessions_tenant_seq", "tenant_id", "seq"),
+)

@@ -28,6 +28,54 @@ STATUS_BY_KIND: dict[type[e.CouponryError], int] = {
 }
 
 
+# The EduBrite dialect's second column (SPEC 7.3): the most specific class wins.
+EDUBRITE_BY_KIND: dict[type[e.CouponryError], int] = {
+    e.BadRequest: 1002,
+    e.InvalidInput: 1002,
+    e.Rejected: 1002,
+    e.PayloadTooLarge: 1002,
+    e.UnsupportedMediaType: 1002,
+    e.CodeFrozen: 1002,
+    e.NotFound: 1003,
+    e.CouponNotFound: 1003,
+    e.GroupNotFound: 1004,
+    e.GroupPathNoMatch: 1004,
+    e.GroupPathAmbiguous: 1005,
+    e.UsageLimitBelowUsed: 1006,
+    e.CodeTaken: 1007,
+    e.Forbidden: 1008,
+    e.Unauthorized: 1009,
+    e.UnknownDispatch: 1010,
+    e.CouponLocked: 1011,
+    e.Conflict: 1002,
+}
+EDUBRITE_STATUS = {
+    1001: 400,
+    1002: 400,
+    1003: 404,
+    1004: 404,
+    1005: 409,
+    1006: 409,
+    1007: 409,
+    1008: 403,
+    1009: 401,
+    1010: 400,
+    1011: 409,
+}
+EDUBRITE_INTERNAL = 1000  # not in SPEC's table: an unexpected failure, shown without internals
+
+
+def edubrite_code_for(error: e.CouponryError) -> int:
+    """The EduBrite code; a refusal naming missing parameters is 1001 (before bad values)."""
+    if any(d.missing for d in error.details):
+        return 1001
+    for cls in type(error).__mro__:
+        code = EDUBRITE_BY_KIND.get(cls)
+        if code is not None:
+            return code
+    return EDUBRITE_INTERNAL
+
+
 def status_for(error: e.CouponryError) -> int:
     for cls in type(error).__mro__:
         status = STATUS_BY_KIND.get(cls)
@@ -62,15 +110,49 @@ def internal_error_response() -> Response:
     )
 
 
+def _edubrite(request: Request) -> bool:
+    return request.url.path.startswith("/oltpublish/")
+
+
+def edubrite_error_response(request: Request, error: e.CouponryError) -> Response:
+    """The EduBrite envelope: missing parameters first, each problem its own message."""
+    from couponry.web.edubrite.params import in_edubrite_terms, param_name
+    from couponry.web.edubrite.xml import reply
+
+    code = edubrite_code_for(error)
+    status = EDUBRITE_STATUS.get(code, 500)
+    if code == EDUBRITE_INTERNAL:
+        msgs = [(str(code), "Something went wrong on our side; it has been logged.")]
+    elif error.details:
+        ordered = sorted(error.details, key=lambda d: not d.missing)
+        msgs = [
+            (
+                "1001" if d.missing else str(code if code != 1001 else 1002),
+                f"{param_name(d.field)}: {in_edubrite_terms(d.message)}",
+            )
+            for d in ordered
+        ]
+    else:
+        msgs = [(str(code), in_edubrite_terms(error.message))]
+    as_xml = getattr(request.state, "edubrite_xml", True)
+    return reply(as_xml=as_xml, code=code, status=status, msgs=msgs)
+
+
 async def _on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.CouponryError)
     if status_for(exc) == 500:
         log.error("unexpected domain error", exc_info=exc, extra=_rid(request))
+    if _edubrite(request):
+        return edubrite_error_response(request, exc)
     return error_response(exc)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if _edubrite(request):
+        return edubrite_error_response(
+            request, e.UnknownDispatch(f"No such service: {request.url.path}")
+        )
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
     message = {404: "No such resource.", 405: "This method is not allowed here."}.get(
@@ -90,6 +172,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra=_rid(request))
+    if _edubrite(request):
+        return edubrite_error_response(request, e.CouponryError())
     return internal_error_response()
 
 
