@@ -22,7 +22,7 @@ from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
-from couponry.web.rest import coupons, groups
+from couponry.web.rest import coupons, groups, redemptions
 from couponry.web.rest.schemas import REQUEST_MODELS, PatchOperation
 
 DESCRIPTION = """A multi-tenant coupon service. Authenticate with `Authorization: <key>` (or
@@ -48,7 +48,9 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = database
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)
+    app.include_router(redemptions.router)
     app.include_router(groups.router)
     app.include_router(edubrite.router)
     _add_operational_routes(app, database)
@@ -98,7 +100,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    models: list[type[BaseModel]] = [*REQUEST_MODELS, PatchOperation]
+    models: list[type[BaseModel]] = [*REQUEST_MODELS, *redemptions.DOC_MODELS, PatchOperation]
     for model in models:
         model_schema = model.model_json_schema(
             ref_template="#/components/schemas/{model}", by_alias=True

@@ -132,6 +132,26 @@ def db_upgrade() -> None:
 
 
 @app.command()
+def check(
+    tenant_id: Annotated[str | None, typer.Argument(metavar="[TENANT]")] = None,
+) -> None:
+    """Verify that counters and redemption records agree; exit 1 on any disagreement."""
+    from couponry.services.check import check_invariants
+
+    report = _run(lambda db: check_invariants(db, tenant_id=tenant_id))
+    for problem in report.problems:
+        typer.echo(f"DISAGREE {problem}")
+    summary = (
+        f"{report.coupons} coupons, {report.redemptions} redemptions, "
+        f"{report.user_counters} per-user counters checked"
+    )
+    if not report.ok:
+        typer.echo(f"{len(report.problems)} disagreement(s); {summary}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {summary}")
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default 127.0.0.1 (COUPONRY_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="default 8000 (COUPONRY_PORT)")] = None,

@@ -223,6 +223,90 @@ class WrongTenant(Forbidden):
     default_message = "This key belongs to another tenant."
 
 
+# --- validation and redemption (SPEC 6.3, 6.4) ----------------------------------------------
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+    default_message = "No such redemption."
+
+
+class CouponInactive(Rejected):
+    code = "coupon_inactive"
+
+
+class CouponNotStarted(Rejected):
+    code = "coupon_not_started"
+
+
+class CouponExpired(Rejected):
+    code = "coupon_expired"
+
+
+class NotInAuthorizedGroup(Rejected):
+    code = "not_in_authorized_group"
+
+
+class MembershipStatusMismatch(Rejected):
+    code = "membership_status_mismatch"
+
+
+class CouponNotApplicable(Rejected):
+    code = "coupon_not_applicable"
+
+
+class UsageLimitReached(Conflict):
+    code = "usage_limit_reached"
+    default_message = "This coupon has been used as often as it may be."
+
+
+class UserLimitReached(Conflict):
+    code = "user_limit_reached"
+    default_message = "This user has used this coupon as often as they may."
+
+
+class CreditExhausted(Conflict):
+    code = "credit_exhausted"
+    default_message = "This coupon's credit is spent."
+
+
+class IdempotencyKeyReused(InvalidInput):
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used with another request body."
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still running; retry shortly."
+
+
+class InvalidRedemptionState(Conflict):
+    code = "invalid_redemption_state"
+
+
+class ApproverNotAllowed(Forbidden):
+    code = "approver_not_allowed"
+    default_message = "The approver must be a tenant admin or an admin of the authorized group."
+
+
+# The refusals of SPEC 6.3, by code, in the order they are checked.
+REFUSALS: dict[str, type[CouponryError]] = {
+    cls.code: cls
+    for cls in (
+        CouponNotFound,
+        CouponInactive,
+        CouponNotStarted,
+        CouponExpired,
+        NotInAuthorizedGroup,
+        MembershipStatusMismatch,
+        CouponNotApplicable,
+        UsageLimitReached,
+        UserLimitReached,
+        CreditExhausted,
+    )
+}
+
+
 def all_error_classes() -> list[type[CouponryError]]:
     """Every error class, for the uniqueness test and the status table."""
     seen: list[type[CouponryError]] = []

@@ -278,7 +278,9 @@ def test_total_amount_credit_follows_value_changes(api: Api, tenant: TenantKeys,
     coupon = create(api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount=100)
     with db.transaction() as conn:  # 30 already drawn
         conn.execute(
-            update(coupons).where(coupons.c.id == coupon["id"]).values(remaining_units=700000)
+            update(coupons)
+            .where(coupons.c.id == coupon["id"])
+            .values(remaining_units=700000, credit_drawn_units=300000)
         )
     url = f"/coupons/{tenant.tenant_id}/{coupon['id']}"
     raised = api.patch(url, json=[{"op": "replace", "path": "/value_amount", "value": 150}])

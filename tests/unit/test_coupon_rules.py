@@ -1403,7 +1403,9 @@ def total(value: Any, **overrides: Any) -> CouponFields:
     ],
 )
 def test_remaining_follows_value_amount(old: str, remaining: str, new: str, expected: str) -> None:
-    current = stored(total(old), remaining_amount=Decimal(remaining))
+    # remaining = value - drawn, so what redemptions drew is the difference
+    drawn = Decimal(old) - Decimal(remaining)
+    current = stored(total(old), remaining_amount=Decimal(remaining), credit_drawn=drawn)
     result = remaining_after_change(current, total(new))
     assert result == Decimal(expected)
 

@@ -177,6 +177,7 @@ class Coupon:
     remaining_amount: Decimal | None = None
     sys_deleted_by_id: str | None = None
     redeemed: bool = field(default=False)
+    credit_drawn: Decimal = Decimal(0)  # by redemptions that hold it (applied or pending)
 
     @property
     def code(self) -> str:
@@ -519,16 +520,13 @@ def check_change_allowed(current: Coupon, new: CouponFields) -> None:
 
 
 def remaining_after_change(current: Coupon, new: CouponFields) -> Decimal | None:
-    """TOTAL_AMOUNT credit left once `value_amount` changes by a difference (never below 0).
+    """TOTAL_AMOUNT credit left: the value less what redemptions hold, never below zero.
 
-    Used for display; the store applies the same difference atomically.
+    So raising `value_amount` raises it by the difference, and lowering it floors at zero.
     """
     if new.coupon_type != "TOTAL_AMOUNT" or new.value_amount is None:
         return None
-    if current.data.coupon_type != "TOTAL_AMOUNT" or current.remaining_amount is None:
-        return new.value_amount
-    old_value = current.data.value_amount or Decimal(0)
-    return max(Decimal(0), current.remaining_amount + (new.value_amount - old_value))
+    return max(Decimal(0), new.value_amount - current.credit_drawn)
 
 
 # --- the JSON view ------------------------------------------------------------------------

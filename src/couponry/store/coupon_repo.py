@@ -24,6 +24,7 @@ _COLUMNS = (
     coupons.c.tenant_id,
     coupons.c.times_used,
     coupons.c.remaining_units,
+    coupons.c.credit_drawn_units,
     coupons.c.redeemed,
     coupons.c.sys_version,
     coupons.c.sys_created_at,
@@ -50,6 +51,7 @@ def _row_to_coupon(row: Row[Any]) -> Coupon:
         remaining_amount=None if row.remaining_units is None else from_units(row.remaining_units),
         sys_deleted_by_id=row.sys_deleted_by_id,
         redeemed=bool(row.redeemed),
+        credit_drawn=from_units(row.credit_drawn_units),
     )
 
 
@@ -97,6 +99,14 @@ class CouponRepository:
         query = select(*_COLUMNS).where(self._live(), coupons.c.id == coupon_id)
         if for_update:
             query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _row_to_coupon(row) if row else None
+
+    def get_including_deleted(self, coupon_id: str) -> Coupon | None:
+        """A redemption outlives its coupon; approving it still needs the coupon's rules."""
+        query = select(*_COLUMNS).where(
+            coupons.c.tenant_id == self.tenant_id, coupons.c.id == coupon_id
+        )
         row = self.conn.execute(query).first()
         return _row_to_coupon(row) if row else None
 

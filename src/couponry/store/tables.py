@@ -135,6 +135,10 @@ coupons = Table(
     Column("times_used", Integer, nullable=False),
     Column("value_units", BigInteger, nullable=True),
     Column("remaining_units", BigInteger, nullable=True),
+    # Credit drawn by applied and pending redemptions; remaining = max(0, value - drawn).
+    Column("credit_drawn_units", BigInteger, nullable=False, server_default=text("0")),
+    # What the last claim drew: set in the same UPDATE so RETURNING can report it.
+    Column("last_draw_units", BigInteger, nullable=True),
     Column("redeemed", Boolean, nullable=False),
     Column("sys_locked", Boolean, nullable=False),
     Column("sys_version", Integer, nullable=False),
@@ -172,4 +176,54 @@ sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Index("ix_sessions_tenant_seq", "tenant_id", "seq"),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(19), nullable=False, unique=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("coupon_id", String(19), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("access", String(10), nullable=False),
+    Column("membership_status", String(10), nullable=True),
+    Column("discount_units", BigInteger, nullable=False),
+    Column("credit_units", BigInteger, nullable=False),
+    Column("lines", Text, nullable=False),  # JSON [{line_id, discount}]
+    Column("discount_line", Text, nullable=True),  # JSON {product_id, amount}
+    Column("idempotency_key", String(255), nullable=True),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_redemptions_tenant_seq", "tenant_id", "seq"),
+    Index("ix_redemptions_coupon_status", "coupon_id", "status"),
+    Index("ix_redemptions_tenant_user_seq", "tenant_id", "user_id", "seq"),
+)
+
+# Uses per (coupon, user) that hold a use (applied or pending): the per-user limit is claimed
+# here with one conditional upsert.
+coupon_user_uses = Table(
+    "coupon_user_uses",
+    metadata,
+    Column("coupon_id", String(19), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("tenant_id", String(63), nullable=False),
+    Column("uses", Integer, nullable=False),
+)
+
+# The first reply to each Idempotency-Key, replayed for later requests with the same key.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -1,0 +1,157 @@
+"""The cart a checkout sends to validate or redeem (SPEC 6.1), checked field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from couponry.domain.fields import Problems, check_enum, check_int, check_money, check_text
+
+LINE_KINDS = (
+    "course_session",
+    "program_session",
+    "event",
+    "membership_package",
+    "chapter_dues",
+    "section_dues",
+    "add_on_product",
+    "other",
+)
+MEMBERSHIP_STATUSES = ("new", "renewal")
+MAX_LINES = 500
+_CART_KEYS = {"code", "user_id", "membership_status", "lines"}
+_LINE_KEYS = {
+    "line_id",
+    "kind",
+    "id",
+    "type_id",
+    "group_ids",
+    "program_session_id",
+    "unit_price",
+    "quantity",
+}
+
+
+@dataclass(frozen=True)
+class CartLine:
+    line_id: str
+    kind: str
+    id: str
+    type_id: str | None
+    group_ids: tuple[str, ...]
+    program_session_id: str | None
+    unit_price: Decimal
+    quantity: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class Cart:
+    code: str
+    user_id: str
+    membership_status: str | None
+    lines: tuple[CartLine, ...]
+
+
+def parse_cart(doc: Any) -> Cart:
+    """Check a cart as a whole; InvalidInput / UnknownField name every problem."""
+    problems = Problems()
+    if not isinstance(doc, Mapping):
+        problems.add("body", "must be a JSON object")
+        problems.raise_if_any()
+        raise AssertionError  # unreachable
+    for key in doc:
+        if key not in _CART_KEYS:
+            problems.add_unknown(key)
+    code = check_text(doc.get("code"), "code", problems, max_len=64, min_len=1)
+    user_id = check_text(doc.get("user_id"), "user_id", problems, max_len=200, min_len=1)
+    status = doc.get("membership_status")
+    if status is not None:
+        status = check_enum(status, "membership_status", problems, MEMBERSHIP_STATUSES)
+    lines = _lines(doc.get("lines"), problems)
+    problems.raise_if_any()
+    assert code is not None and user_id is not None
+    return Cart(code=code, user_id=user_id, membership_status=status, lines=tuple(lines))
+
+
+def _lines(raw: Any, problems: Problems) -> list[CartLine]:
+    if raw is None:
+        problems.add("lines", "is required", missing=True)
+        return []
+    if not isinstance(raw, list) or not raw:
+        problems.add("lines", "must be an array of at least one line")
+        return []
+    if len(raw) > MAX_LINES:
+        problems.add("lines", f"must have at most {MAX_LINES} lines")
+        return []
+    lines: list[CartLine] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        line = _line(item, f"lines[{index}]", problems)
+        if line is None:
+            continue
+        if line.line_id in seen:
+            problems.add(f"lines[{index}].line_id", "must be unique within the cart")
+        seen.add(line.line_id)
+        lines.append(line)
+    return lines
+
+
+def _line(item: Any, where: str, problems: Problems) -> CartLine | None:
+    if not isinstance(item, Mapping):
+        problems.add(where, "must be an object")
+        return None
+    before = len(problems.items)
+    for key in item:
+        if key not in _LINE_KEYS:
+            problems.add_unknown(f"{where}.{key}")
+    line_id = _required_text(item, "line_id", where, problems)
+    kind = check_enum(item.get("kind"), f"{where}.kind", problems, LINE_KINDS)
+    item_id = _required_text(item, "id", where, problems)
+    type_id = _optional_text(item, "type_id", where, problems)
+    program_session_id = _optional_text(item, "program_session_id", where, problems)
+    groups = item.get("group_ids")
+    group_ids: list[str] = []
+    if groups is not None:
+        if not isinstance(groups, list) or len(groups) > 100:
+            problems.add(f"{where}.group_ids", "must be an array of at most 100 ids")
+        else:
+            for i, gid in enumerate(groups):
+                text = check_text(gid, f"{where}.group_ids[{i}]", problems, max_len=200, min_len=1)
+                if text is not None:
+                    group_ids.append(text)
+    price = check_money(item.get("unit_price"), f"{where}.unit_price", problems, positive=False)
+    quantity = check_int(
+        item.get("quantity"), f"{where}.quantity", problems, minimum=1, maximum=100_000
+    )
+    if len(problems.items) != before:
+        return None
+    assert line_id and kind and item_id and price is not None and quantity is not None
+    return CartLine(
+        line_id=line_id,
+        kind=kind,
+        id=item_id,
+        type_id=type_id,
+        group_ids=tuple(group_ids),
+        program_session_id=program_session_id,
+        unit_price=price,
+        quantity=quantity,
+    )
+
+
+def _required_text(item: Mapping[str, Any], key: str, where: str, problems: Problems) -> str | None:
+    if item.get(key) is None:
+        problems.add(f"{where}.{key}", "is required", missing=True)
+        return None
+    return check_text(item[key], f"{where}.{key}", problems, max_len=200, min_len=1)
+
+
+def _optional_text(item: Mapping[str, Any], key: str, where: str, problems: Problems) -> str | None:
+    if item.get(key) is None:
+        return None
+    return check_text(item[key], f"{where}.{key}", problems, max_len=200, min_len=1)

@@ -1,0 +1,396 @@
+"""Validation and redemption (SPEC 6): exact limits under any concurrency.
+
+redeem() runs in one transaction: reserve the Idempotency-Key, check the coupon (pure rules),
+claim a use (and credit) with one conditional UPDATE, claim the user's use with one conditional
+upsert, record the redemption, store the reply under the key. A refusal after a claim undoes
+the claim inside the same transaction, so a refused request changes nothing but its key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from couponry.domain.cart import Cart, parse_cart
+from couponry.domain.coupons import Coupon, CouponFields
+from couponry.domain.discounts import Quote, check_usable, quote
+from couponry.domain.fields import Problems, check_text
+from couponry.domain.groups import Member, descendants
+from couponry.domain.money import from_units, to_units
+from couponry.domain.paging import new_id
+from couponry.domain.redemptions import (
+    APPLIED,
+    PENDING,
+    Redemption,
+    plan,
+    request_hash,
+)
+from couponry.domain.tenants import Tenant
+from couponry.errors import (
+    REFUSALS,
+    ApproverNotAllowed,
+    CouponNotFound,
+    CouponryError,
+    CreditExhausted,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidRedemptionState,
+    RedemptionNotFound,
+    UsageLimitReached,
+    UserLimitReached,
+)
+from couponry.store.coupon_repo import CouponRepository
+from couponry.store.db import Database
+from couponry.store.group_repo import GroupRepository
+from couponry.store.redemption_repo import RedemptionRepository
+
+KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
+REFUSAL_TYPES = tuple(REFUSALS.values())
+_NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refusals
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the caller gets: a status and a body, replayed as-is for a repeated key."""
+
+    status: int
+    body: str
+    replayed: bool
+    refusal: str | None = None  # the refusal code, for metrics
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """How the web layer renders a redemption and a refusal (the service stores the bytes)."""
+
+    success: Callable[[Redemption], tuple[int, str]]
+    refusal: Callable[[CouponryError], tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class Validation:
+    valid: bool
+    coupon: Coupon | None
+    quote: Quote
+    errors: list[CouponryError]
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def validate_cart(db: Database, *, tenant: Tenant, doc: Any, now: datetime) -> Validation:
+    """What redeem would do now, changing nothing; refusals come back as errors."""
+    cart = parse_cart(doc)
+    zero = quote_nothing(cart, tenant.currency)
+    with db.reader() as conn:
+        coupon = CouponRepository(conn, tenant.id).get_by_code(cart.code)
+        if coupon is None:
+            return Validation(False, None, zero, [CouponNotFound("No coupon has this code.")])
+        try:
+            q = _checked_quote(conn, tenant, coupon, cart, now)
+            _check_counters(conn, tenant.id, coupon, cart.user_id)
+            if coupon.data.coupon_type == "TOTAL_AMOUNT":
+                q = _credit_quote(conn, tenant, coupon, cart, coupon.remaining_amount)
+        except REFUSAL_TYPES as refusal:
+            return Validation(False, coupon, zero, [refusal])
+    return Validation(True, coupon, q, [])
+
+
+def quote_nothing(cart: Cart, currency: str) -> Quote:
+    return quote(_NOTHING, cart, currency=currency)
+
+
+def _check_counters(conn: Connection, tenant_id: str, coupon: Coupon, user_id: str) -> None:
+    """The 409 refusals, read without claiming (validate only)."""
+    d = coupon.data
+    if d.usage_limit is not None and coupon.times_used >= d.usage_limit:
+        raise UsageLimitReached()
+    uses = RedemptionRepository(conn, tenant_id).user_uses(coupon.id, user_id)
+    if d.max_uses_per_user is not None and uses >= d.max_uses_per_user:
+        raise UserLimitReached()
+    if d.coupon_type == "TOTAL_AMOUNT" and not coupon.remaining_amount:
+        raise CreditExhausted()
+
+
+# --- redeem --------------------------------------------------------------------------------
+
+
+def redeem(
+    db: Database,
+    *,
+    tenant: Tenant,
+    doc: Any,
+    idempotency_key: str | None,
+    now: datetime,
+    render: Renderer,
+) -> Reply:
+    """Redeem exactly once; a repeated Idempotency-Key replays the first reply."""
+    cart = parse_cart(doc)  # a malformed cart is refused before the key is remembered
+    key = _check_key(idempotency_key)
+    digest = request_hash(doc) if key else ""
+    with db.transaction() as conn:
+        repo = RedemptionRepository(conn, tenant.id)
+        if key is not None:
+            replay = _reserve(repo, key, digest, now)
+            if replay is not None:
+                return replay
+        refusal: CouponryError | None = None
+        try:
+            status, body = render.success(_claim_and_record(conn, tenant, cart, now, key))
+        except REFUSAL_TYPES as error:
+            if key is None:
+                raise
+            refusal = error
+            status, body = render.refusal(error)
+        if key is not None:
+            repo.store_reply(key, status, body)
+    return Reply(status, body, False, refusal.code if refusal else None)
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    problems = Problems()
+    clean = check_text(key, "Idempotency-Key", problems, max_len=255, min_len=1)
+    problems.raise_if_any()
+    return clean
+
+
+def _reserve(repo: RedemptionRepository, key: str, digest: str, now: datetime) -> Reply | None:
+    if secrets.randbelow(50) == 0:
+        repo.purge_keys(before=now - KEY_LIFETIME)
+    if repo.reserve_key(key, digest, now):
+        return None
+    record = repo.key_record(key)
+    if record is None or record.status_code == 0:
+        raise IdempotencyKeyInUse()
+    if record.request_hash != digest:
+        raise IdempotencyKeyReused()
+    return Reply(record.status_code, record.response_body, True)
+
+
+def _claim_and_record(
+    conn: Connection, tenant: Tenant, cart: Cart, now: datetime, key: str | None
+) -> Redemption:
+    coupons = CouponRepository(conn, tenant.id)
+    repo = RedemptionRepository(conn, tenant.id)
+    coupon = coupons.get_by_code(cart.code)
+    if coupon is None:
+        raise CouponNotFound("No coupon has this code.")
+    q = _checked_quote(conn, tenant, coupon, cart, now)
+    credit = coupon.data.coupon_type == "TOTAL_AMOUNT"
+    drawn = repo.claim_use(coupon.id, want_credit_units=to_units(q.total) if credit else None)
+    if drawn is None:
+        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
+    if credit:
+        q = _credit_quote(conn, tenant, coupon, cart, from_units(drawn))
+        used = to_units(q.total)
+        if used == 0:
+            repo.release_use(coupon.id, credit_units=drawn)
+            raise CreditExhausted()
+        if used < drawn:
+            repo.give_back_credit(coupon.id, drawn - used)
+        drawn = used
+    if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
+        repo.release_use(coupon.id, credit_units=drawn)
+        raise UserLimitReached()
+    redemption = _record(coupon, cart, q, tenant, now, key, from_units(drawn))
+    repo.insert(redemption)
+    if redemption.status == APPLIED:
+        _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
+    return redemption
+
+
+def _checked_quote(
+    conn: Connection, tenant: Tenant, coupon: Coupon, cart: Cart, now: datetime
+) -> Quote:
+    """The 422 refusals in SPEC order, then what the cart earns (before any credit)."""
+    d = coupon.data
+    groups = GroupRepository(conn, tenant.id)
+    member = False
+    if d.authorized_group_id is not None:
+        found = groups.get_member(d.authorized_group_id, cart.user_id)
+        member = found is not None and found.is_current(now)
+    scope: frozenset[str] = frozenset()
+    if d.entity_type == "GROUP" and d.entity_id is not None:
+        scope = frozenset(descendants([d.entity_id], groups.nodes()))
+    q = quote(d, cart, currency=tenant.currency, group_scope=scope)
+    refusal = check_usable(d, cart, now=now, is_current_member=member, quote_eligible=q.eligible)
+    if refusal is not None:
+        raise REFUSALS[refusal.code](refusal.message)
+    return q
+
+
+def _credit_quote(
+    conn: Connection, tenant: Tenant, coupon: Coupon, cart: Cart, budget: Decimal | None
+) -> Quote:
+    d = coupon.data
+    scope: frozenset[str] = frozenset()
+    if d.entity_type == "GROUP" and d.entity_id is not None:
+        scope = frozenset(descendants([d.entity_id], GroupRepository(conn, tenant.id).nodes()))
+    return quote(d, cart, currency=tenant.currency, group_scope=scope, budget=budget or Decimal(0))
+
+
+def _why_not_claimed(
+    conn: Connection, tenant_id: str, coupon: Coupon, user_id: str
+) -> CouponryError:
+    """The claim changed no row: say why, in SPEC order."""
+    current = CouponRepository(conn, tenant_id).get(coupon.id)
+    if current is None:
+        return CouponNotFound("No coupon has this code.")
+    try:
+        _check_counters(conn, tenant_id, current, user_id)
+    except REFUSAL_TYPES as refusal:
+        return refusal
+    return UsageLimitReached()
+
+
+def _record(
+    coupon: Coupon,
+    cart: Cart,
+    q: Quote,
+    tenant: Tenant,
+    now: datetime,
+    key: str | None,
+    credit: Decimal,
+) -> Redemption:
+    d = coupon.data
+    line = None
+    if d.discount_method == "discount line item" and d.discount_product_id:
+        line = {"product_id": d.discount_product_id, "amount": q.total}
+    return Redemption(
+        id=new_id(),
+        tenant_id=tenant.id,
+        coupon_id=coupon.id,
+        code=coupon.code,
+        user_id=cart.user_id,
+        status=PENDING if d.require_approval else APPLIED,
+        access="preview" if d.preview_access_only else "full",
+        membership_status=cart.membership_status,
+        discount_total=q.total,
+        credit=credit,
+        lines=q.lines,
+        discount_line=line,
+        idempotency_key=key,
+        approved_by=None,
+        approved_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _apply_group_effects(
+    conn: Connection, tenant_id: str, coupon: Coupon, user_id: str, now: datetime
+) -> None:
+    """add_user_to_coupons_group: join the authorized group (expiring with the coupon when
+    set_membership_expiration), unless already a current member."""
+    d = coupon.data
+    if not d.add_user_to_coupons_group or d.authorized_group_id is None:
+        return
+    groups = GroupRepository(conn, tenant_id)
+    if groups.get(d.authorized_group_id) is None:
+        return  # the group was deleted since
+    existing = groups.get_member(d.authorized_group_id, user_id)
+    if existing is not None and existing.is_current(now):
+        return
+    expires = d.expires_at if d.set_membership_expiration else None
+    role = existing.role if existing is not None else "member"
+    groups.put_member(Member(d.authorized_group_id, user_id, role, expires), now=now)
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+def change_redemption(
+    db: Database,
+    *,
+    tenant: Tenant,
+    redemption_id: str,
+    action: str,
+    approver: str | None,
+    now: datetime,
+) -> Redemption:
+    """approve / reject (by an allowed approver) or rollback; a repeat returns it unchanged."""
+    with db.transaction() as conn:
+        repo = RedemptionRepository(conn, tenant.id)
+        current = repo.get(redemption_id, for_update=True)
+        if current is None:
+            raise RedemptionNotFound()
+        coupon = CouponRepository(conn, tenant.id).get_including_deleted(current.coupon_id)
+        if action in ("approve", "reject"):
+            _check_approver(conn, tenant, coupon, approver or "", now)
+        step = plan(action, current)
+        if step is None:
+            return current
+        approved_by = approver if action == "approve" else None
+        if not repo.move(
+            current.id, source=step.source, target=step.target, now=now, approved_by=approved_by
+        ):
+            raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
+        if step.releases:
+            repo.release_use(current.coupon_id, credit_units=to_units(current.credit))
+            repo.release_user_use(current.coupon_id, current.user_id)
+        if step.applies_effects and coupon is not None:
+            _apply_group_effects(conn, tenant.id, coupon, current.user_id, now)
+        return replace(
+            current,
+            status=step.target,
+            updated_at=now,
+            approved_by=approved_by or current.approved_by,
+            approved_at=now if approved_by else current.approved_at,
+        )
+
+
+def _check_approver(
+    conn: Connection, tenant: Tenant, coupon: Coupon | None, approver: str, now: datetime
+) -> None:
+    if approver and tenant.is_admin(approver):
+        return
+    group_id = coupon.data.authorized_group_id if coupon else None
+    if approver and group_id is not None:
+        member = GroupRepository(conn, tenant.id).get_member(group_id, approver)
+        if member is not None and member.role == "admin" and member.is_current(now):
+            return
+    raise ApproverNotAllowed()
+
+
+def get_redemption(db: Database, *, tenant_id: str, redemption_id: str) -> Redemption:
+    with db.reader() as conn:
+        found = RedemptionRepository(conn, tenant_id).get(redemption_id)
+    if found is None:
+        raise RedemptionNotFound()
+    return found
+
+
+@dataclass(frozen=True)
+class RedemptionPage:
+    items: list[Redemption]
+    last_seq: int | None
+
+
+def list_redemptions(
+    db: Database,
+    *,
+    tenant_id: str,
+    after_seq: int,
+    limit: int,
+    filters: Mapping[str, str | None],
+) -> RedemptionPage:
+    """Oldest first, keyset pages; filters coupon_id, user_id, status."""
+    with db.reader() as conn:
+        rows = RedemptionRepository(conn, tenant_id).page(
+            after_seq=after_seq,
+            limit=limit + 1,
+            coupon_id=filters.get("coupon_id"),
+            user_id=filters.get("user_id"),
+            status=filters.get("status"),
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RedemptionPage([r for _, r in rows], rows[-1][0] if more and rows else None)

@@ -1,0 +1,376 @@
+"""Redemptions and the claims behind them: each claim is ONE conditional statement.
+
+A use is claimed with `UPDATE coupons ... WHERE times_used < usage_limit` (and, for a credit,
+`remaining_units > 0`, drawing what is left up to what the cart wants); a per-user use with an
+upsert whose update only happens while `uses < max_uses_per_user`. Either changes exactly one
+row or none, so no two requests can both take the last use, on SQLite or PostgreSQL, in one
+process or many. Never replace these with a read followed by a write.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, case, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from couponry.domain.discounts import LineDiscount
+from couponry.domain.money import from_units, to_units
+from couponry.domain.paging import looks_like_id
+from couponry.domain.redemptions import Redemption
+from couponry.store.tables import coupon_user_uses, coupons, idempotency_keys, redemptions
+
+
+def _dialect_insert(conn: Connection, table: Any) -> Any:
+    """INSERT ... ON CONFLICT, which both databases speak (SQLAlchemy spells it per dialect)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _row_to_redemption(row: Row[Any]) -> Redemption:
+    lines = tuple(LineDiscount(x["line_id"], Decimal(x["discount"])) for x in json.loads(row.lines))
+    discount_line = None
+    if row.discount_line is not None:
+        raw = json.loads(row.discount_line)
+        discount_line = {"product_id": raw["product_id"], "amount": Decimal(raw["amount"])}
+    return Redemption(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        coupon_id=row.coupon_id,
+        code=row.code,
+        user_id=row.user_id,
+        status=row.status,
+        access=row.access,
+        membership_status=row.membership_status,
+        discount_total=from_units(row.discount_units),
+        credit=from_units(row.credit_units),
+        lines=lines,
+        discount_line=discount_line,
+        idempotency_key=row.idempotency_key,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class RedemptionRepository:
+    def __init__(self, conn: Connection, tenant_id: str) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+
+    # --- claims ----------------------------------------------------------------------------
+
+    def claim_use(self, coupon_id: str, *, want_credit_units: int | None) -> int | None:
+        """Take one use and, for a credit, up to `want_credit_units` of what is left.
+
+        Returns the credit drawn (0 without a credit), or None when nothing was claimed.
+        """
+        c = coupons.c
+        statement = update(coupons).where(
+            c.tenant_id == self.tenant_id,
+            c.id == coupon_id,
+            c.deleted_at.is_(None),
+            c.usage_limit.is_(None) | (c.times_used < c.usage_limit),
+        )
+        values: dict[str, Any] = {"times_used": c.times_used + 1, "redeemed": True}
+        if want_credit_units is not None:
+            # Every SET expression reads the row as it was, so `draw` is the same in each.
+            draw = case(
+                (c.remaining_units < want_credit_units, c.remaining_units),
+                else_=literal(want_credit_units),
+            )
+            statement = statement.where(c.remaining_units > 0)
+            values |= {
+                "credit_drawn_units": c.credit_drawn_units + draw,
+                "remaining_units": c.remaining_units - draw,
+                "last_draw_units": draw,
+            }
+        row = self.conn.execute(
+            statement.values(**values).returning(c.last_draw_units, c.times_used)
+        ).first()
+        if row is None:
+            return None
+        return int(row.last_draw_units or 0) if want_credit_units is not None else 0
+
+    def release_use(self, coupon_id: str, *, credit_units: int) -> None:
+        """Give a use and its credit back (reject, rollback, or a claim undone)."""
+        c = coupons.c
+        drawn_after = c.credit_drawn_units - credit_units
+        remaining = case(
+            (c.remaining_units.is_(None), None),
+            (c.value_units - drawn_after > 0, c.value_units - drawn_after),
+            else_=literal(0),
+        )
+        self.conn.execute(
+            update(coupons)
+            .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
+            .values(
+                times_used=c.times_used - 1,
+                credit_drawn_units=drawn_after,
+                remaining_units=remaining,
+            )
+        )
+
+    def give_back_credit(self, coupon_id: str, units: int) -> None:
+        """Return part of a draw the cart could not use (rounding to the minor unit)."""
+        c = coupons.c
+        self.conn.execute(
+            update(coupons)
+            .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
+            .values(
+                credit_drawn_units=c.credit_drawn_units - units,
+                remaining_units=c.remaining_units + units,
+            )
+        )
+
+    def claim_user_use(self, coupon_id: str, user_id: str, *, limit: int | None) -> bool:
+        """One more use for this user, unless that would pass `limit`."""
+        u = coupon_user_uses.c
+        statement = _dialect_insert(self.conn, coupon_user_uses).values(
+            coupon_id=coupon_id, user_id=user_id, tenant_id=self.tenant_id, uses=1
+        )
+        if limit is not None and limit < 1:
+            return False
+        statement = statement.on_conflict_do_update(
+            index_elements=[u.coupon_id, u.user_id],
+            set_={"uses": u.uses + 1},
+            where=None if limit is None else (u.uses < limit),
+        ).returning(u.uses)
+        return self.conn.execute(statement).first() is not None
+
+    def release_user_use(self, coupon_id: str, user_id: str) -> None:
+        u = coupon_user_uses.c
+        self.conn.execute(
+            update(coupon_user_uses)
+            .where(u.coupon_id == coupon_id, u.user_id == user_id, u.uses > 0)
+            .values(uses=u.uses - 1)
+        )
+
+    def user_uses(self, coupon_id: str, user_id: str) -> int:
+        u = coupon_user_uses.c
+        row = self.conn.execute(
+            select(u.uses).where(u.coupon_id == coupon_id, u.user_id == user_id)
+        ).first()
+        return int(row.uses) if row else 0
+
+    # --- records ---------------------------------------------------------------------------
+
+    def insert(self, r: Redemption) -> None:
+        self.conn.execute(
+            insert(redemptions).values(
+                id=r.id,
+                tenant_id=self.tenant_id,
+                coupon_id=r.coupon_id,
+                code=r.code,
+                user_id=r.user_id,
+                status=r.status,
+                access=r.access,
+                membership_status=r.membership_status,
+                discount_units=to_units(r.discount_total),
+                credit_units=to_units(r.credit),
+                lines=json.dumps(
+                    [{"line_id": x.line_id, "discount": str(x.discount)} for x in r.lines]
+                ),
+                discount_line=None
+                if r.discount_line is None
+                else json.dumps(
+                    {
+                        "product_id": r.discount_line["product_id"],
+                        "amount": str(r.discount_line["amount"]),
+                    }
+                ),
+                idempotency_key=r.idempotency_key,
+                approved_by=r.approved_by,
+                approved_at=r.approved_at,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+        )
+
+    def get(self, redemption_id: str, *, for_update: bool = False) -> Redemption | None:
+        if not looks_like_id(redemption_id):
+            return None
+        query = select(redemptions).where(
+            redemptions.c.tenant_id == self.tenant_id, redemptions.c.id == redemption_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _row_to_redemption(row) if row else None
+
+    def page(
+        self,
+        *,
+        after_seq: int,
+        limit: int,
+        coupon_id: str | None = None,
+        user_id: str | None = None,
+        status: str | None = None,
+    ) -> list[tuple[int, Redemption]]:
+        r = redemptions.c
+        if coupon_id is not None and not looks_like_id(coupon_id):
+            return []
+        query = select(redemptions).where(r.tenant_id == self.tenant_id, r.seq > after_seq)
+        if coupon_id is not None:
+            query = query.where(r.coupon_id == coupon_id)
+        if user_id is not None:
+            query = query.where(r.user_id == user_id)
+        if status is not None:
+            query = query.where(r.status == status)
+        rows = self.conn.execute(query.order_by(r.seq).limit(limit))
+        return [(row.seq, _row_to_redemption(row)) for row in rows]
+
+    def move(
+        self,
+        redemption_id: str,
+        *,
+        source: str,
+        target: str,
+        now: datetime,
+        approved_by: str | None = None,
+    ) -> bool:
+        """Change status only from `source`: of two racing transitions, one wins."""
+        r = redemptions.c
+        values: dict[str, Any] = {"status": target, "updated_at": now}
+        if approved_by is not None:
+            values |= {"approved_by": approved_by, "approved_at": now}
+        result = self.conn.execute(
+            update(redemptions)
+            .where(r.tenant_id == self.tenant_id, r.id == redemption_id, r.status == source)
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+    # --- idempotency keys ------------------------------------------------------------------
+
+    def reserve_key(self, key: str, request_hash: str, now: datetime) -> bool:
+        """Claim the key for this request; False when it already has a first request.
+
+        On PostgreSQL a second request blocks here until the first one's transaction ends, then
+        finds its stored reply; on SQLite the write lock serialises them the same way.
+        """
+        k = idempotency_keys.c
+        statement = (
+            _dialect_insert(self.conn, idempotency_keys)
+            .values(
+                tenant_id=self.tenant_id,
+                key=key,
+                request_hash=request_hash,
+                status_code=0,
+                response_body="",
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[k.tenant_id, k.key])
+        )
+        return self.conn.execute(statement).rowcount == 1
+
+    def key_record(self, key: str) -> Row[Any] | None:
+        k = idempotency_keys.c
+        return self.conn.execute(
+            select(k.request_hash, k.status_code, k.response_body).where(
+                k.tenant_id == self.tenant_id, k.key == key
+            )
+        ).first()
+
+    def store_reply(self, key: str, status_code: int, body: str) -> None:
+        k = idempotency_keys.c
+        self.conn.execute(
+            update(idempotency_keys)
+            .where(k.tenant_id == self.tenant_id, k.key == key)
+            .values(status_code=status_code, response_body=body)
+        )
+
+    def purge_keys(self, *, before: datetime) -> None:
+        """Keys are kept at least 24 hours; older ones go, a few at a time."""
+        k = idempotency_keys.c
+        old = select(k.key).where(k.tenant_id == self.tenant_id, k.created_at < before).limit(50)
+        keys = [row.key for row in self.conn.execute(old)]
+        if keys:
+            self.conn.execute(
+                idempotency_keys.delete().where(
+                    and_(k.tenant_id == self.tenant_id, k.key.in_(keys))
+                )
+            )
+
+
+def counts_by_coupon(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
+    """For `couponry check`: each coupon's counters beside what its redemptions say."""
+    r = redemptions.c
+    held = (
+        select(
+            r.coupon_id,
+            func.count().label("uses"),
+            func.coalesce(func.sum(r.credit_units), 0).label("credit"),
+        )
+        .where(r.status.in_(("applied", "pending_approval")))
+        .group_by(r.coupon_id)
+        .subquery()
+    )
+    c = coupons.c
+    query = select(
+        c.id,
+        c.tenant_id,
+        c.code,
+        c.times_used,
+        c.usage_limit,
+        c.value_units,
+        c.remaining_units,
+        c.credit_drawn_units,
+        c.coupon_type,
+        func.coalesce(held.c.uses, 0).label("held_uses"),
+        func.coalesce(held.c.credit, 0).label("held_credit"),
+    ).select_from(coupons.outerjoin(held, held.c.coupon_id == c.id))
+    if tenant_id is not None:
+        query = query.where(c.tenant_id == tenant_id)
+    return list(conn.execute(query.order_by(c.seq)))
+
+
+def user_counts(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
+    """Per (coupon, user): the counter, what the redemptions say, and the coupon's limit.
+
+    A FULL JOIN in two halves (SQLite before 3.39 has none): counters with their redemption
+    counts, then redemption groups that have no counter at all.
+    """
+    r = redemptions.c
+    u = coupon_user_uses.c
+    held_query = select(r.coupon_id, r.user_id, func.count().label("uses")).where(
+        r.status.in_(("applied", "pending_approval"))
+    )
+    if tenant_id is not None:
+        held_query = held_query.where(r.tenant_id == tenant_id)
+    held = held_query.group_by(r.coupon_id, r.user_id).subquery()
+    counters = select(
+        u.coupon_id,
+        u.user_id,
+        u.uses,
+        func.coalesce(held.c.uses, 0).label("held_uses"),
+        coupons.c.max_uses_per_user,
+    ).select_from(
+        coupon_user_uses.outerjoin(
+            held, and_(held.c.coupon_id == u.coupon_id, held.c.user_id == u.user_id)
+        ).join(coupons, coupons.c.id == u.coupon_id)
+    )
+    if tenant_id is not None:
+        counters = counters.where(u.tenant_id == tenant_id)
+    orphans = (
+        select(
+            held.c.coupon_id,
+            held.c.user_id,
+            literal(0).label("uses"),
+            held.c.uses.label("held_uses"),
+            literal(None).label("max_uses_per_user"),
+        )
+        .select_from(
+            held.outerjoin(
+                coupon_user_uses,
+                and_(u.coupon_id == held.c.coupon_id, u.user_id == held.c.user_id),
+            )
+        )
+        .where(u.coupon_id.is_(None))
+    )
+    return list(conn.execute(counters)) + list(conn.execute(orphans))

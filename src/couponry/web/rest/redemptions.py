@@ -1,0 +1,312 @@
+"""Validation and redemption over REST (SPEC 6.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from couponry.domain.redemptions import (
+    STATUSES,
+    Redemption,
+    discount_line_view,
+    lines_view,
+    money_text,
+    redemption_view,
+)
+from couponry.domain.tenants import Tenant
+from couponry.errors import CouponryError, FieldProblem, InvalidInput, InvalidQuery
+from couponry.services import redemptions as svc
+from couponry.store.db import Database
+from couponry.web.auth import ADMIN, CHECKOUT, READ, require
+from couponry.web.errors import envelope, status_for
+from couponry.web.jsonio import decode_json_body, dumps, json_response, read_body
+from couponry.web.observability import REDEMPTIONS
+from couponry.web.rest import params as p
+from couponry.web.rest.schemas import body_doc, errors_doc
+
+coupon_router = APIRouter(prefix="/coupons", tags=["redemptions"])
+router = APIRouter(prefix="/redemptions", tags=["redemptions"])
+_AUTH = (400, 401, 403)
+
+
+class CartLineDoc(BaseModel):
+    line_id: str
+    kind: str
+    id: str
+    type_id: str | None = None
+    group_ids: list[str] | None = None
+    program_session_id: str | None = None
+    unit_price: float | str
+    quantity: int
+
+
+class CartDoc(BaseModel):
+    code: str
+    user_id: str
+    membership_status: str | None = None
+    lines: list[CartLineDoc]
+
+
+class LineDiscountDoc(BaseModel):
+    line_id: str
+    discount: str
+
+
+class DiscountLineDoc(BaseModel):
+    product_id: str
+    amount: str
+
+
+class ValidationDoc(BaseModel):
+    valid: bool
+    coupon_id: str | None
+    code: str
+    discount_total: str
+    lines: list[LineDiscountDoc]
+    discount_line: DiscountLineDoc | None
+    errors: list[dict[str, str]]
+
+
+class RedemptionDoc(BaseModel):
+    id: str
+    coupon_id: str
+    code: str
+    user_id: str
+    status: str
+    access: str
+    membership_status: str | None
+    discount_total: str
+    lines: list[LineDiscountDoc]
+    discount_line: DiscountLineDoc | None
+    idempotency_key: str | None
+    approved_by: str | None
+    approved_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class ApproverDoc(BaseModel):
+    approver: str
+
+
+DOC_MODELS: list[type[BaseModel]] = [CartDoc, ApproverDoc]
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+@coupon_router.post(
+    "/{tenant_id}/validate",
+    response_model=None,
+    responses={200: {"model": ValidationDoc}, **errors_doc(*_AUTH, 413, 415, 422)},
+    openapi_extra=body_doc(CartDoc),
+    summary="What a code takes off a cart, changing nothing",
+)
+async def validate(request: Request, tenant_id: str) -> Response:
+    raw = await read_body(request)
+
+    def work() -> dict[str, Any]:
+        who = require(request, tenant_id, CHECKOUT)
+        doc = decode_json_body(request, raw)
+        result = svc.validate_cart(_db(request), tenant=who.tenant, doc=doc, now=p.now())
+        return _validation_view(result, who.tenant, doc)
+
+    return json_response(await p.in_thread(work))
+
+
+def _validation_view(result: svc.Validation, tenant: Tenant, doc: Any) -> dict[str, Any]:
+    currency = tenant.currency
+    coupon = result.coupon
+    line = None
+    if result.valid and coupon and coupon.data.discount_method == "discount line item":
+        line = {"product_id": coupon.data.discount_product_id, "amount": result.quote.total}
+    return {
+        "valid": result.valid,
+        "coupon_id": coupon.id if coupon else None,
+        "code": coupon.code if coupon else str(doc.get("code")),
+        "discount_total": money_text(result.quote.total, currency),
+        "lines": lines_view(result.quote.lines, currency),
+        "discount_line": discount_line_view(line, currency),
+        "errors": [{"code": e.code, "message": e.message} for e in result.errors],
+    }
+
+
+@router.post(
+    "/{tenant_id}",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
+    openapi_extra=body_doc(CartDoc),
+    summary="Redeem a code for a cart, exactly once (Idempotency-Key recommended)",
+)
+async def redeem(
+    request: Request,
+    tenant_id: str,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> Response:
+    raw = await read_body(request)
+
+    def work() -> svc.Reply:
+        who = require(request, tenant_id, CHECKOUT)
+        doc = decode_json_body(request, raw)
+        currency = who.tenant.currency
+        renderer = svc.Renderer(
+            success=lambda r: (201, dumps(redemption_view(r, currency)).decode()),
+            refusal=lambda e: (
+                status_for(e),
+                dumps(envelope(e.code, e.message, e.details)).decode(),
+            ),
+        )
+        try:
+            reply = svc.redeem(
+                _db(request),
+                tenant=who.tenant,
+                doc=doc,
+                idempotency_key=idempotency_key,
+                now=p.now(),
+                render=renderer,
+            )
+        except CouponryError as error:
+            REDEMPTIONS.labels(outcome=error.code).inc()
+            raise
+        REDEMPTIONS.labels(outcome=_outcome(reply)).inc()
+        return reply
+
+    reply = await p.in_thread(work)
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return Response(reply.body, reply.status, headers=headers, media_type="application/json")
+
+
+def _outcome(reply: svc.Reply) -> str:
+    if reply.replayed:
+        return "replayed"
+    if reply.refusal:
+        return reply.refusal
+    return "pending_approval" if '"status":"pending_approval"' in reply.body else "applied"
+
+
+@router.get(
+    "/{tenant_id}",
+    response_model=None,
+    responses={200: {"model": list[RedemptionDoc]}, **errors_doc(*_AUTH)},
+    summary="Redemptions, oldest first (keyset pages)",
+)
+async def list_redemptions(
+    request: Request,
+    tenant_id: str,
+    limit: str | None = Query(None),
+    exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
+    coupon_id: str | None = Query(None),
+    user_id: str | None = Query(None),
+    status: str | None = Query(None),
+    x_exclusive_start_key: str | None = Header(None),
+) -> Response:
+    def work() -> tuple[svc.RedemptionPage, str]:
+        who = require(request, tenant_id, READ)
+        size = p.query_limit(limit)
+        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
+        if status is not None and status not in STATUSES:
+            message = "must be one of: " + ", ".join(STATUSES)
+            raise InvalidQuery(f"status {message}.", [FieldProblem("status", message)])
+        page = svc.list_redemptions(
+            _db(request),
+            tenant_id=tenant_id,
+            after_seq=after,
+            limit=size,
+            filters={"coupon_id": coupon_id, "user_id": user_id, "status": status},
+        )
+        return page, who.tenant.currency
+
+    page, currency = await p.in_thread(work)
+    body = [redemption_view(r, currency) for r in page.items]
+    return json_response(body, 200, p.next_page_headers(request, page.last_seq))
+
+
+@router.get(
+    "/{tenant_id}/{redemption_id}",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404)},
+    summary="One redemption",
+)
+async def get_redemption(request: Request, tenant_id: str, redemption_id: str) -> Response:
+    def work() -> dict[str, Any]:
+        who = require(request, tenant_id, READ)
+        found = svc.get_redemption(_db(request), tenant_id=tenant_id, redemption_id=redemption_id)
+        return redemption_view(found, who.tenant.currency)
+
+    return json_response(await p.in_thread(work))
+
+
+async def _transition(
+    request: Request, tenant_id: str, redemption_id: str, action: str, role: str
+) -> Response:
+    raw = await read_body(request)
+
+    def work() -> dict[str, Any]:
+        who = require(request, tenant_id, role)
+        approver = None
+        if action in ("approve", "reject"):
+            approver = _approver(decode_json_body(request, raw))
+        changed: Redemption = svc.change_redemption(
+            _db(request),
+            tenant=who.tenant,
+            redemption_id=redemption_id,
+            action=action,
+            approver=approver,
+            now=p.now(),
+        )
+        return redemption_view(changed, who.tenant.currency)
+
+    return json_response(await p.in_thread(work))
+
+
+def _approver(doc: Any) -> str:
+    if not isinstance(doc, dict) or set(doc) - {"approver"}:
+        raise InvalidInput(
+            'The body is {"approver": "<username>"}.',
+            [FieldProblem("body", "must be an object with only `approver`")],
+        )
+    approver = doc.get("approver")
+    if not isinstance(approver, str) or not approver.strip() or len(approver) > 200:
+        raise InvalidInput(
+            "approver is required.", [FieldProblem("approver", "must be a username", missing=True)]
+        )
+    return approver.strip()
+
+
+@router.post(
+    "/{tenant_id}/{redemption_id}/approve",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
+    openapi_extra=body_doc(ApproverDoc),
+    summary="pending_approval -> applied (group effects happen now)",
+)
+async def approve(request: Request, tenant_id: str, redemption_id: str) -> Response:
+    return await _transition(request, tenant_id, redemption_id, "approve", ADMIN)
+
+
+@router.post(
+    "/{tenant_id}/{redemption_id}/reject",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
+    openapi_extra=body_doc(ApproverDoc),
+    summary="pending_approval -> rejected (use and credit released)",
+)
+async def reject(request: Request, tenant_id: str, redemption_id: str) -> Response:
+    return await _transition(request, tenant_id, redemption_id, "reject", ADMIN)
+
+
+@router.post(
+    "/{tenant_id}/{redemption_id}/rollback",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="applied -> rolled_back (use and credit come back)",
+)
+async def rollback(request: Request, tenant_id: str, redemption_id: str) -> Response:
+    return await _transition(request, tenant_id, redemption_id, "rollback", CHECKOUT)
