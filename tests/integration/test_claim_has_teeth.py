@@ -1,0 +1,98 @@
+"""The hammer has teeth: swap the one-statement claim for a read-then-write and it overshoots.
+
+This proves the concurrency tests would catch the bug they exist for. It runs on PostgreSQL,
+where transactions run concurrently; SQLite's BEGIN IMMEDIATE serialises every write
+transaction, so there even a read-then-write inside one cannot overshoot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from couponry.errors import CouponryError
+from couponry.services import coupons as coupon_svc
+from couponry.services import redemptions as svc
+from couponry.services.tenants import get_tenant
+from couponry.store.db import Database
+from couponry.store.redemption_repo import RedemptionRepository
+from couponry.store.tables import coupons
+from tests.conftest import TenantKeys, now
+
+LIMIT = 10
+BUYERS = 60
+RENDER = svc.Renderer(success=lambda r: (201, r.id), refusal=lambda e: (409, e.code))
+
+
+def naive_claim(self: RedemptionRepository, coupon_id: str, *, want_credit_units: Any) -> Any:
+    """The bug: read the count, decide, then write."""
+    row = self.conn.execute(
+        select(coupons.c.times_used, coupons.c.usage_limit).where(coupons.c.id == coupon_id)
+    ).one()
+    if row.usage_limit is not None and row.times_used >= row.usage_limit:
+        return None
+    time.sleep(0.005)  # the window every real request has between its read and its write
+    self.conn.execute(
+        update(coupons).where(coupons.c.id == coupon_id).values(times_used=coupons.c.times_used + 1)
+    )
+    return 0
+
+
+def redeem_all(db: Database, tenant: TenantKeys, code: str) -> int:
+    owner = get_tenant(db, tenant_id=tenant.tenant_id)
+    barrier = threading.Barrier(BUYERS)
+    wins: list[int] = []
+
+    def buy(index: int) -> None:
+        barrier.wait()
+        doc = {
+            "code": code,
+            "user_id": f"buyer-{index}",
+            "lines": [
+                {"line_id": "1", "kind": "event", "id": "e", "unit_price": "5", "quantity": 1}
+            ],
+        }
+        try:
+            reply = svc.redeem(
+                db, tenant=owner, doc=doc, idempotency_key=None, now=now(), render=RENDER
+            )
+            wins.append(reply.status)
+        except CouponryError:
+            pass
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(BUYERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return len(wins)
+
+
+def make(db: Database, tenant: TenantKeys, code: str) -> None:
+    owner = get_tenant(db, tenant_id=tenant.tenant_id)
+    coupon_svc.create_coupon(
+        db,
+        tenant=owner,
+        actor_id="t",
+        doc={"code": code, "coupon_type": "USAGE", "usage_limit": LIMIT},
+        now=now(),
+    )
+
+
+def test_one_statement_claim_is_exact_and_read_then_write_is_not(
+    backend: str, db: Database, tenant: TenantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite serialises write transactions; the race needs PostgreSQL")
+    make(db, tenant, "REAL-CLAIM")
+    assert redeem_all(db, tenant, "REAL-CLAIM") == LIMIT
+    make(db, tenant, "NAIVE-CLAIM")
+    patched: Callable[..., Any] = naive_claim
+    monkeypatch.setattr(RedemptionRepository, "claim_use", patched)
+    overshoot = redeem_all(db, tenant, "NAIVE-CLAIM")
+    assert overshoot > LIMIT, f"the read-then-write gave {overshoot}: the race was not exercised"
