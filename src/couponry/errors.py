@@ -206,6 +206,12 @@ class GroupInUse(Conflict):
     code = "group_in_use"
 
 
+class BadParameter(InvalidInput):
+    """An EduBrite form parameter refused by the adapter: its details name the parameter."""
+
+    code = "invalid_parameter"
+
+
 class UnknownDispatch(BadRequest):
     code = "unknown_dispatch"
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
-from couponry.errors import CodeTaken
+from couponry.errors import CodeTaken, FieldProblem
 from couponry.store import codec
 from couponry.store.tables import coupons
 
@@ -74,6 +74,11 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
         "sys_locked": data.sys_locked,
         "body": codec.dumps(dataclasses.asdict(data)),
     }
+
+
+def _code_taken(code: str) -> CodeTaken:
+    message = f"{code!r} is already the code of another coupon"
+    return CodeTaken(f"The code {code!r} is already used.", [FieldProblem("code", message)])
 
 
 def could_be_code(text: str) -> bool:
@@ -162,7 +167,7 @@ class CouponRepository:
         try:
             self.conn.execute(insert(coupons).values(**values))
         except IntegrityError as exc:
-            raise CodeTaken(f"The code {coupon.code!r} is already used by another coupon.") from exc
+            raise _code_taken(coupon.code) from exc
 
     def replace(self, coupon: Coupon, *, expected_version: int) -> bool:
         """Write the new state if the row is still at `expected_version`."""
@@ -184,7 +189,7 @@ class CouponRepository:
         try:
             result = self.conn.execute(statement)
         except IntegrityError as exc:
-            raise CodeTaken(f"The code {coupon.code!r} is already used by another coupon.") from exc
+            raise _code_taken(coupon.code) from exc
         return result.rowcount == 1
 
     def soft_delete(self, coupon_id: str, *, by: str | None, now: datetime) -> bool:

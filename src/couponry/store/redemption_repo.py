@@ -266,8 +266,9 @@ class RedemptionRepository:
                 created_at=now,
             )
             .on_conflict_do_nothing(index_elements=[k.tenant_id, k.key])
+            .returning(k.key)  # an INSERT's rowcount is not reported by every driver
         )
-        return self.conn.execute(statement).rowcount == 1
+        return self.conn.execute(statement).first() is not None
 
     def key_record(self, key: str) -> Row[Any] | None:
         k = idempotency_keys.c

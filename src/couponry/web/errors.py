@@ -125,15 +125,17 @@ def edubrite_error_response(request: Request, error: e.CouponryError) -> Respons
         msgs = [(str(code), "Something went wrong on our side; it has been logged.")]
     elif error.details:
         ordered = sorted(error.details, key=lambda d: not d.missing)
+        own_terms = isinstance(error, e.BadParameter)  # the adapter's names are parameters
         msgs = [
             (
                 "1001" if d.missing else str(code if code != 1001 else 1002),
-                f"{param_name(d.field)}: {in_edubrite_terms(d.message)}",
+                f"{d.field if own_terms else param_name(d.field)}: "
+                f"{d.message if own_terms else in_edubrite_terms(d.message)}",
             )
             for d in ordered
         ]
     else:
-        msgs = [(str(code), in_edubrite_terms(error.message))]
+        msgs = [(str(code), error.message)]
     as_xml = getattr(request.state, "edubrite_xml", True)
     return reply(as_xml=as_xml, code=code, status=status, msgs=msgs)
 

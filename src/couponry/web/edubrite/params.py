@@ -14,7 +14,7 @@ from typing import Any
 
 from couponry.domain.coupons import Coupon
 from couponry.domain.fields import Problems, format_instant
-from couponry.errors import FieldProblem, InvalidInput
+from couponry.errors import BadParameter, FieldProblem
 
 # request parameter -> canonical field
 PARAM_FIELDS = {
@@ -66,19 +66,54 @@ def param_name(field: str) -> str:
     return FIELD_PARAMS.get(head, head) + dot + rest
 
 
-_FIELD_WORDS = re.compile(r"\b(" + "|".join(sorted(FIELD_PARAMS, key=len, reverse=True)) + r")\b")
+# Only names with an underscore: they cannot be the plain words a caller's value may hold.
+_FIELD_WORDS = re.compile(
+    r"\b(" + "|".join(sorted((f for f in FIELD_PARAMS if "_" in f), key=len, reverse=True)) + r")\b"
+)
 
 
 def in_edubrite_terms(message: str) -> str:
-    """Domain messages name canonical fields; this dialect's callers know the parameters."""
+    """Domain rule messages name canonical fields; this dialect's callers know the parameters."""
     return _FIELD_WORDS.sub(lambda m: FIELD_PARAMS[m.group(1)], message)
+
+
+def refuse(problems: Problems) -> None:
+    """Raise the adapter's own refusal (its fields are already parameter names)."""
+    if problems.items:
+        fields = ", ".join(dict.fromkeys(p.field for p in problems.items))
+        raise BadParameter(f"Bad parameter(s): {fields}.", problems.items)
+
+
+def required_for(dispatch: str, params: Mapping[str, str]) -> None:
+    """1001 before anything else: the parameters a dispatch cannot do without."""
+    problems = Problems()
+
+    def need(name: str, why: str = "is required") -> None:
+        if not params.get(name, "").strip():
+            problems.add(name, why, missing=True)
+
+    if dispatch == "createCoupon":
+        need("type")
+        kind = params.get("type", "").strip().upper()
+        if kind in ("AMOUNT", "TOTAL_AMOUNT"):
+            need("valueAmount", f"is required when type is {kind}")
+        if kind == "PERCENT":
+            need("valuePercent", "is required when type is PERCENT")
+        entity = params.get("entityType", "").strip().upper()
+        if entity and entity != "SITE":
+            need("entityId", f"is required when entityType is {entity}")
+    elif dispatch in ("updateCoupon", "deleteCoupon"):
+        need("id")
+    elif dispatch == "getCoupon" and not params.get("authCode", "").strip():
+        need("id", "is required (or authCode)")
+    refuse(problems)
 
 
 def check_known(dispatch: str, params: Mapping[str, str]) -> None:
     allowed = DISPATCH_PARAMS[dispatch] | COMMON_PARAMS
     unknown = sorted(k for k in params if k not in allowed)
     if unknown:
-        raise InvalidInput(
+        raise BadParameter(
             f"Unknown parameter(s) for {dispatch}: {', '.join(unknown)}.",
             [FieldProblem(k, "is not a parameter of " + dispatch) for k in unknown],
         )
@@ -87,7 +122,7 @@ def check_known(dispatch: str, params: Mapping[str, str]) -> None:
 def require(params: Mapping[str, str], *names: str) -> None:
     missing = [n for n in names if not params.get(n, "").strip()]
     if missing:
-        raise InvalidInput(
+        raise BadParameter(
             f"Missing parameter(s): {', '.join(missing)}.",
             [FieldProblem(n, "is required", missing=True) for n in missing],
         )
@@ -116,7 +151,7 @@ def coupon_fields(params: Mapping[str, str], *, updating: bool) -> dict[str, Any
         value = _convert(param, raw, problems)
         if value is not None:
             fields[field] = value
-    problems.raise_if_any()
+    refuse(problems)
     return fields
 
 
@@ -169,7 +204,7 @@ def page_params(params: Mapping[str, str]) -> tuple[int, int, bool | None]:
             active = status.upper() == "ACTIVE"
         else:
             problems.add("status", "must be ACTIVE or INACTIVE")
-    problems.raise_if_any()
+    refuse(problems)
     return page, size, active
 
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry.domain.sessions import new_token
-from couponry.errors import FieldProblem, Forbidden, InvalidInput, Unauthorized, UnknownDispatch
+from couponry.errors import BadParameter, FieldProblem, Forbidden, Unauthorized, UnknownDispatch
 from couponry.services import coupons as svc
 from couponry.services.sessions import open_session, session_principal
 from couponry.services.tenants import Principal, authenticate
@@ -78,8 +78,8 @@ class Call:
     as_xml: bool
 
 
-def _bad(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field} {message}.", [FieldProblem(field, message)])
+def _bad(field: str, message: str) -> BadParameter:
+    return BadParameter(f"{field} {message}.", [FieldProblem(field, message)])
 
 
 @router.api_route("/connect.do", methods=["GET", "POST"])
@@ -115,7 +115,7 @@ async def coupon_service(request: Request) -> Response:
         admin = _admin_name(request, params, principal)
         dispatch = params.get("dispatch", "").strip()
         if not dispatch:
-            raise InvalidInput(
+            raise BadParameter(
                 "Missing parameter: dispatch.",
                 [FieldProblem("dispatch", "is required", missing=True)],
             )
@@ -126,6 +126,7 @@ async def coupon_service(request: Request) -> Response:
             principal.role == "read" and dispatch not in p.READ_DISPATCHES
         ):
             raise Forbidden(f"A {principal.role} key may not call {dispatch}.")
+        p.required_for(dispatch, params)
         p.check_known(dispatch, params)
         return handler(Call(_db(request), principal, admin, params, as_xml))
 
@@ -183,7 +184,7 @@ def _get(c: Call) -> Response:
     elif code:
         coupon = svc.get_coupon_by_code(c.db, tenant_id=c.who.tenant.id, code=code)
     else:
-        raise InvalidInput(
+        raise BadParameter(
             "Missing parameter: id or authCode.",
             [FieldProblem("id", "is required (or authCode)", missing=True)],
         )

@@ -39,8 +39,14 @@ class CouponPage:
 
 
 def cdata(text: str) -> str:
-    """CDATA that survives `]]>` in the text: end the section inside it and start another."""
-    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+    """CDATA that survives `]]>` in the text: end the section inside it and start another.
+
+    A carriage return goes between sections as `&#13;`: parsers turn a raw CR into LF, even
+    inside CDATA, and the text must come back as it was sent.
+    """
+    return "&#13;".join(
+        "<![CDATA[" + part.replace("]]>", "]]]]><![CDATA[>") + "]]>" for part in text.split("\r")
+    )
 
 
 def _xml_value(value: Any) -> str:
