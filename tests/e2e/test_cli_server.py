@@ -113,3 +113,55 @@ def test_demo_bootstrap_on_an_empty_database(tmp_path: Path) -> None:
         keys = cli("key", "list", "demo", env=env).stdout.strip().splitlines()
         assert len(keys) == 1 and "\tadmin\t" in keys[0]
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+
+
+def test_check_reports_disagreements(database_url: str, db: object) -> None:
+    """`couponry check` recomputes counters from records and exits 1 when they disagree."""
+    from sqlalchemy import update
+
+    from couponry.services import coupons as coupon_svc
+    from couponry.services import redemptions as redemption_svc
+    from couponry.services.tenants import get_tenant
+    from couponry.store.db import Database
+    from couponry.store.tables import coupon_user_uses, coupons
+    from tests.conftest import make_tenant, now
+
+    assert isinstance(db, Database)
+    keys = make_tenant(db, prefix="chk")
+    owner = get_tenant(db, tenant_id=keys.tenant_id)
+    coupon = coupon_svc.create_coupon(
+        db,
+        tenant=owner,
+        actor_id="t",
+        doc={"code": "CHECK-ME", "coupon_type": "TOTAL_AMOUNT", "value_amount": "50"},
+        now=now(),
+    )
+    render = redemption_svc.Renderer(success=lambda r: (201, r.id), refusal=lambda e: (409, e.code))
+    cart = {
+        "code": "check-me",
+        "user_id": "u1",
+        "lines": [{"line_id": "1", "kind": "event", "id": "e", "unit_price": "20", "quantity": 1}],
+    }
+    for _ in range(2):
+        redemption_svc.redeem(
+            db, tenant=owner, doc=cart, idempotency_key=None, now=now(), render=render
+        )
+    env = cli_env(database_url)
+    good = cli("check", keys.tenant_id, env=env, check=False)
+    assert good.returncode == 0 and good.stdout.startswith("ok: 1 coupons, 2 redemptions")
+
+    with db.transaction() as conn:  # a lost update, as a buggy claim would leave it
+        conn.execute(update(coupons).where(coupons.c.id == coupon.id).values(times_used=1))
+        conn.execute(
+            update(coupon_user_uses).where(coupon_user_uses.c.coupon_id == coupon.id).values(uses=5)
+        )
+        conn.execute(
+            update(coupons).where(coupons.c.id == coupon.id).values(remaining_units=200000)
+        )
+    bad = cli("check", keys.tenant_id, env=env, check=False)
+    assert bad.returncode == 1
+    report = bad.stdout
+    assert "times_used 1, redemptions holding a use 2" in report
+    assert "counter says 5 uses, redemptions say 2" in report
+    assert "remaining 200000 units, value less drawn is 100000" in report
+    assert "3 disagreement(s)" in bad.stderr
