@@ -6,11 +6,15 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from couponry.errors import InvalidStartKey
 
 _TOKEN = re.compile(r"^v1:(0|[1-9][0-9]{0,17})$")  # fits a signed 64-bit sequence
 ID_PATTERN = re.compile(r"^[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}$")
+T = TypeVar("T")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
@@ -43,3 +47,18 @@ def decode_start_key(token: str) -> int:
     if match is None:
         raise error
     return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One keyset page and where the next starts (None when nothing remains)."""
+
+    items: list[T]
+    last_seq: int | None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[int, T]], limit: int) -> Page[T]:
+        """`rows` holds up to limit + 1 (seq, item) pairs: the extra one says more remain."""
+        kept = list(rows[:limit])
+        more = len(rows) > limit and bool(kept)
+        return cls([item for _, item in kept], kept[-1][0] if more else None)

@@ -20,7 +20,7 @@ from couponry.domain.coupons import (
     parse_coupon_input,
     remaining_after_change,
 )
-from couponry.domain.paging import new_id
+from couponry.domain.paging import Page, new_id
 from couponry.domain.patching import apply_patch, touched_paths
 from couponry.domain.tenants import Tenant
 from couponry.errors import (
@@ -98,12 +98,6 @@ def get_coupon_by_code(db: Database, *, tenant_id: str, code: str) -> Coupon:
     return coupon
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[Coupon]
-    last_seq: int | None  # where the next page starts; None when nothing remains
-
-
 def scan_coupons(
     db: Database,
     *,
@@ -113,15 +107,13 @@ def scan_coupons(
     code: str | None = None,
     is_active: bool | None = None,
     consistent: bool = True,
-) -> Page:
+) -> Page[Coupon]:
     """Oldest first, by keyset: fetch one more than asked to know whether more remain."""
     with db.reader(consistent=consistent) as conn:
         rows = CouponRepository(conn, tenant_id).scan(
             after_seq=after_seq, limit=limit + 1, code=code, is_active=is_active
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page([c for _, c in rows], rows[-1][0] if more and rows else None)
+    return Page.from_rows(rows, limit)
 
 
 def list_coupons_by_position(

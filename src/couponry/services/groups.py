@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from couponry.domain.groups import (
     parse_group_input,
     parse_member_input,
 )
-from couponry.domain.paging import new_id
+from couponry.domain.paging import Page, new_id
 from couponry.errors import (
     Conflict,
     FieldProblem,
@@ -66,23 +66,15 @@ def get_group(db: Database, *, tenant_id: str, group_id: str) -> Group:
     return group
 
 
-@dataclass(frozen=True)
-class GroupPage:
-    items: list[Group]
-    last_seq: int | None
-
-
 def list_groups(
     db: Database, *, tenant_id: str, after_seq: int, limit: int, parent_id: str | None
-) -> GroupPage:
+) -> Page[Group]:
     """All groups oldest first, or the children of `parent_id`; keyset pages."""
     with db.reader() as conn:
         rows = GroupRepository(conn, tenant_id).page(
             after_seq=after_seq, limit=limit + 1, parent_id=parent_id
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return GroupPage([g for _, g in rows], rows[-1][0] if more and rows else None)
+    return Page.from_rows(rows, limit)
 
 
 def replace_group(

@@ -23,7 +23,7 @@ from couponry.domain.discounts import Quote, check_usable, quote
 from couponry.domain.fields import Problems, check_text
 from couponry.domain.groups import Member, descendants
 from couponry.domain.money import from_units, to_units
-from couponry.domain.paging import new_id
+from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
     PENDING,
@@ -368,12 +368,6 @@ def get_redemption(db: Database, *, tenant_id: str, redemption_id: str) -> Redem
     return found
 
 
-@dataclass(frozen=True)
-class RedemptionPage:
-    items: list[Redemption]
-    last_seq: int | None
-
-
 def list_redemptions(
     db: Database,
     *,
@@ -381,7 +375,7 @@ def list_redemptions(
     after_seq: int,
     limit: int,
     filters: Mapping[str, str | None],
-) -> RedemptionPage:
+) -> Page[Redemption]:
     """Oldest first, keyset pages; filters coupon_id, user_id, status."""
     with db.reader() as conn:
         rows = RedemptionRepository(conn, tenant_id).page(
@@ -391,6 +385,4 @@ def list_redemptions(
             user_id=filters.get("user_id"),
             status=filters.get("status"),
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return RedemptionPage([r for _, r in rows], rows[-1][0] if more and rows else None)
+    return Page.from_rows(rows, limit)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry.domain.coupons import Coupon, coupon_view
+from couponry.domain.paging import Page
 from couponry.services import coupons as svc
 from couponry.store.db import Database
 from couponry.web.auth import ADMIN, READ, require
@@ -81,7 +82,7 @@ async def scan_coupons(
 ) -> Response:
     names: list[str] | None = None  # parsed after authentication, in work()
 
-    def work() -> svc.Page:
+    def work() -> Page[Coupon]:
         nonlocal names
         require(request, tenant_id, READ)
         size = p.query_limit(limit)

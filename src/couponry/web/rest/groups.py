@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry.domain.groups import Group, group_view, member_view
+from couponry.domain.paging import Page
 from couponry.errors import FieldProblem, InvalidInput, InvalidQuery
 from couponry.services import groups as svc
 from couponry.store.db import Database
@@ -76,7 +77,7 @@ async def list_groups(
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    def work() -> svc.GroupPage:
+    def work() -> Page[Group]:
         require(request, tenant_id, READ)
         size = p.query_limit(limit)
         after = p.query_start(exclusive_start_key, x_exclusive_start_key)

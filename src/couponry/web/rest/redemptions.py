@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from couponry.domain.paging import Page
 from couponry.domain.redemptions import (
     STATUSES,
     Redemption,
@@ -207,7 +208,7 @@ async def list_redemptions(
     status: str | None = Query(None),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    def work() -> tuple[svc.RedemptionPage, str]:
+    def work() -> tuple[Page[Redemption], str]:
         who = require(request, tenant_id, READ)
         size = p.query_limit(limit)
         after = p.query_start(exclusive_start_key, x_exclusive_start_key)
