@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: install run test lint typecheck unit clean bench bench-quick wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +21,29 @@ run: $(STAMP)
 	$(BIN)/couponry serve --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Benchmarks are never part of `make test`. They need wrk (Debian package) and a local
+# PostgreSQL (COUPONRY_BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+wrk:
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
+
+bench: $(BENCH_STAMP) wrk
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP) wrk
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.tenants import ApiKeyRecord, Tenant
@@ -56,6 +56,21 @@ class TenantRepository:
         return len(self.conn.execute(select(tenants.c.id).limit(1)).all())
 
 
+_KEY_WITH_TENANT = (
+    select(
+        api_keys.c.id.label("key_id"),
+        api_keys.c.tenant_id,
+        api_keys.c.role,
+        api_keys.c.secret_hash,
+        api_keys.c.created_at.label("key_created_at"),
+        api_keys.c.revoked_at,
+        tenants,
+    )
+    .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .where(api_keys.c.id == bindparam("key_id"))
+)
+
+
 class KeyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -74,20 +89,7 @@ class KeyRepository:
 
     def get_with_tenant(self, key_id: str) -> tuple[ApiKeyRecord, Tenant] | None:
         """The key and its tenant in one round trip (every authenticated request does this)."""
-        query = (
-            select(
-                api_keys.c.id.label("key_id"),
-                api_keys.c.tenant_id,
-                api_keys.c.role,
-                api_keys.c.secret_hash,
-                api_keys.c.created_at.label("key_created_at"),
-                api_keys.c.revoked_at,
-                tenants,
-            )
-            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-            .where(api_keys.c.id == key_id)
-        )
-        row = self.conn.execute(query).first()
+        row = self.conn.execute(_KEY_WITH_TENANT, {"key_id": key_id}).first()
         if row is None:
             return None
         key = ApiKeyRecord(

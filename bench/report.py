@@ -1,0 +1,182 @@
+"""docs/benchmarks.md and its two charts, rewritten from one run's results.
+
+The hand-written analysis (bottlenecks, profiles) lives in bench/analysis.md and is copied in,
+so a rerun refreshes the figures without losing the explanation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+
+# scenario -> (what it is compared with, the least acceptable ratio, what that means)
+TARGETS: dict[str, tuple[float, str]] = {
+    "get": (0.60, "GET >= 60% of hello"),
+    "validate": (0.50, "validate >= 50% of hello"),
+    "redeem_spread": (0.50, "redeem spread >= 50% of pgbench spread"),
+    "redeem_hot": (0.50, "redeem hot >= 50% of pgbench hot row"),
+}
+
+
+def _by(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["backend"], r["scenario"]): r for r in results}
+
+
+def target_rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
+    """(backend, target, measured, met) for every target of issue 5."""
+    rows: list[tuple[str, str, str, bool]] = []
+    by = _by(results)
+    for backend in ("postgres", "sqlite"):
+        for scenario, (least, label) in TARGETS.items():
+            r = by.get((backend, scenario))
+            if r is None or r["ratio"] is None:
+                continue
+            if backend == "sqlite" and scenario.startswith("redeem"):
+                label += " (PostgreSQL's pgbench: information only)"
+            rows.append((backend, label, f"{r['ratio']:.0%}", r["ratio"] >= least))
+        batch = by.get((backend, "batch_create_100"))
+        if batch:
+            rate = batch["extra"]["coupons_per_s"]
+            rows.append(
+                (backend, "batch create >= 3,000 coupons/s", f"{rate:,.0f}/s", rate >= 3000)
+            )
+        scans = sorted(
+            (
+                r
+                for r in results
+                if r["backend"] == backend and r["scenario"].startswith("scan_page_at_")
+            ),
+            key=lambda r: r["extra"]["size"],
+        )
+        if len(scans) >= 2:
+            first, last = scans[0], scans[-1]
+            factor = last["p50_ms"] / first["p50_ms"] if first["p50_ms"] else float("inf")
+            rows.append(
+                (
+                    backend,
+                    f"scan at {last['extra']['size']:,} <= 1.5x scan at {first['extra']['size']:,}",
+                    f"{factor:.2f}x",
+                    factor <= 1.5,
+                )
+            )
+        own = [r for r in results if r["backend"] == backend and r["rss_before_mb"]]
+        if own:
+            growth = max(r["rss_after_mb"] for r in own) - min(r["rss_before_mb"] for r in own)
+            rows.append((backend, "RSS growth < 50 MB", f"{growth:+.1f} MB", growth < 50))
+        errors = sum(r["errors"] for r in results if r["backend"] == backend)
+        rows.append((backend, "no unexpected errors", str(errors), errors == 0))
+    return rows
+
+
+def _throughput_chart(results: list[dict[str, Any]], path: Path) -> None:
+    scenarios = [
+        r for r in results if r["baseline_rps"] and not r["scenario"].startswith("scan_page_at")
+    ]
+    labels = [f"{r['scenario']}\n{r['backend']}" for r in scenarios]
+    fig, ax = plt.subplots(figsize=(12, 5))
+    xs = range(len(scenarios))
+    ax.bar([x - 0.2 for x in xs], [r["rps"] for r in scenarios], 0.4, label="couponry")
+    ax.bar([x + 0.2 for x in xs], [r["baseline_rps"] for r in scenarios], 0.4, label="baseline")
+    ax.set_xticks(list(xs), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("requests (transactions) per second")
+    ax.set_title("Throughput against the baseline measured in the same run")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _scan_chart(results: list[dict[str, Any]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for backend in ("postgres", "sqlite"):
+        scans = sorted(
+            (
+                r
+                for r in results
+                if r["backend"] == backend and r["scenario"].startswith("scan_page_at_")
+            ),
+            key=lambda r: r["extra"]["size"],
+        )
+        if scans:
+            sizes = [r["extra"]["size"] for r in scans]
+            ax.plot(sizes, [r["p50_ms"] for r in scans], marker="o", label=f"{backend} p50")
+            ax.plot(
+                sizes, [r["p99_ms"] for r in scans], marker="x", ls="--", label=f"{backend} p99"
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("coupons in the tenant")
+    ax.set_ylabel("latency of one scan page (ms)")
+    ax.set_title("Scan page latency against table size (keyset paging)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(doc: dict[str, Any], docs: Path) -> None:
+    results = doc["results"]
+    _throughput_chart(results, docs / "bench_throughput.png")
+    _scan_chart(results, docs / "bench_scan.png")
+    m = doc["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (bench/run.py); do not edit by hand: the explanation at the end",
+        "comes from bench/analysis.md. Every figure is measured in one run on the machine below,",
+        "and every ratio is against a baseline measured in that same run.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']},",
+        f"PostgreSQL {m['postgres']}, SQLite {m['sqlite']}. Load: wrk, {m['wrk']},",
+        f"{doc['settings']['duration']} s per scenario, from a separate process. Server:",
+        f"`{m['server']}`. {'Quick run.' if doc['settings']['quick'] else 'Full run.'}"
+        f" Took {doc['elapsed_s']:.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| backend | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for backend, label, measured, met in target_rows(results):
+        lines.append(f"| {backend} | {label} | {measured} | {'yes' if met else '**no**'} |")
+    lines += [
+        "",
+        "## Every scenario",
+        "",
+        "| backend | scenario | req/s | p50 ms | p99 ms | errors | baseline | ratio "
+        "| RSS before -> after MB |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in results:
+        ratio = f"{r['ratio']:.0%}" if r["ratio"] is not None else ""
+        rss = (
+            f"{r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f}"
+            if r["rss_before_mb"] is not None
+            else ""
+        )
+        extra = (
+            f" ({r['extra']['coupons_per_s']:,.0f} coupons/s)"
+            if "coupons_per_s" in r["extra"]
+            else ""
+        )
+        lines.append(
+            f"| {r['backend']} | {r['scenario']}{extra} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['errors']} | {r['baseline'] or ''} | {ratio} | {rss} |"
+        )
+    lines += [
+        "",
+        "![throughput against baselines](bench_throughput.png)",
+        "",
+        "![scan latency against table size](bench_scan.png)",
+        "",
+    ]
+    if ANALYSIS.exists():
+        lines += [ANALYSIS.read_text().rstrip(), ""]
+    (docs / "benchmarks.md").write_text("\n".join(lines))

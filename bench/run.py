@@ -1,0 +1,517 @@
+"""make bench: couponry measured against baselines taken in the same run on this machine.
+
+Starts `couponry serve --workers 2` on PostgreSQL and then on SQLite, loads data through the
+API and the store, drives each scenario with wrk from a separate process at a fixed
+concurrency and duration, runs pgbench with scripts equivalent to one redemption on the same
+PostgreSQL, measures scan latency against table size, and writes bench/results.json and
+docs/benchmarks.md (with two charts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+WRK_DIR = BENCH / "wrk"
+PGBENCH_DIR = BENCH / "pgbench"
+sys.path.insert(0, str(BENCH))
+
+from bulk import bulk_load_coupons, scan_keys  # noqa: E402
+from report import write_report  # noqa: E402
+
+COUPONRY = str(Path(sys.executable).with_name("couponry"))
+PG_ADMIN_URL = os.environ.get(
+    "COUPONRY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BENCH_DB = "couponry_bench"
+CONNECTIONS = 16
+THREADS = 2
+
+
+@dataclass
+class Settings:
+    duration: int
+    spread: int  # coupons the spread scenarios draw from
+    scale_sizes: list[int]
+    quick: bool
+
+
+@dataclass
+class Result:
+    backend: str
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    baseline: str | None = None
+    baseline_rps: float | None = None
+    ratio: float | None = None
+    rss_before_mb: float | None = None
+    rss_after_mb: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def run(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUPONRY_")}
+    env["COUPONRY_DATABASE_URL"] = database_url
+    return env
+
+
+@contextmanager
+def serving(database_url: str) -> Iterator[tuple[str, int]]:
+    """`couponry serve --workers 2`, as a user starts it; yields (base URL, pid)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [COUPONRY, "serve", "--port", str(port), "--workers", "2"],
+        env=base_env(database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("couponry serve did not become ready")
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def rss_mb(pid: int) -> float:
+    """The server's resident memory: the supervisor and its workers."""
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except psutil.Error:
+        return float("nan")
+
+
+# --- drivers ------------------------------------------------------------------------------
+
+
+def wrk(base: str, script: str, settings: Settings, env: dict[str, str]) -> dict[str, float]:
+    output = run(
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{settings.duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_DIR / script),
+        base,
+        env={**os.environ, "BENCH_DIR": str(WRK_DIR), **env},
+    )
+    line = next(x for x in output.splitlines() if x.startswith("WRK_JSON "))
+    data = json.loads(line[len("WRK_JSON ") :])
+    seconds = data["duration_us"] / 1e6
+    return {
+        "rps": data["requests"] / seconds,
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "errors": data["errors"],
+        "requests": data["requests"],
+    }
+
+
+def pgbench(database_url: str, script: str, settings: Settings) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as logs:
+        output = run(
+            "pgbench",
+            "-n",
+            f"-c{CONNECTIONS}",
+            f"-j{THREADS}",
+            f"-T{settings.duration}",
+            "-f",
+            str(PGBENCH_DIR / script),
+            "-l",
+            f"--log-prefix={logs}/tx",
+            database_url,
+        )
+        latencies: list[int] = []
+        for path in Path(logs).iterdir():
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 3:
+                    latencies.append(int(parts[2]))
+    tps = float(next(x for x in output.splitlines() if x.startswith("tps = ")).split()[2])
+    failed = sum(1 for x in output.splitlines() if x.startswith("number of failed"))
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(len(latencies) * p))] / 1000 if latencies else 0
+        )
+
+    return {
+        "rps": tps,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "errors": failed,
+        "requests": len(latencies),
+    }
+
+
+# --- setup --------------------------------------------------------------------------------
+
+
+def fresh_postgres() -> str:
+    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+    engine.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + BENCH_DB
+
+
+def fresh_sqlite() -> str:
+    folder = ROOT / "var" / "bench"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return f"sqlite:///{folder / 'bench.db'}"
+
+
+@dataclass
+class Loaded:
+    tenant: str
+    key: str
+    ids_file: str
+    codes_file: str
+    keys_file: str
+    cookie: str
+    workdir: Path
+
+
+def load(base: str, database_url: str, settings: Settings, workdir: Path) -> Loaded:
+    """A tenant and key by the CLI; coupons through the batch API; an EduBrite session."""
+    env = base_env(database_url)
+    tenant = f"bench-{secrets.token_hex(3)}"
+    run(COUPONRY, "tenant", "create", tenant, "--name", "Bench", "--admin", "admin", env=env)
+    key = run(COUPONRY, "key", "create", tenant, "--role", "admin", env=env).strip()
+    headers = {"Authorization": key}
+    ids: list[str] = []
+    codes: list[str] = []
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for start in range(0, settings.spread, 100):
+            ops = [
+                {
+                    "operation": "create",
+                    "object": {
+                        "code": f"SPREAD-{n:06d}",
+                        "coupon_type": "PERCENT",
+                        "value_percent": 25,
+                    },
+                }
+                for n in range(start, min(start + 100, settings.spread))
+            ]
+            reply = client.post(f"/coupons/{tenant}/batch", json={"operations": ops})
+            reply.raise_for_status()
+            for item in reply.json()["results"]:
+                ids.append(item["object"]["id"])
+                codes.append(item["object"]["code"])
+        hot = {"code": "HOT-1", "coupon_type": "AMOUNT", "value_amount": "5.00"}
+        client.post(f"/coupons/{tenant}", json=hot).raise_for_status()
+        key_id, secret = key.split(".")
+        login = client.get(
+            "/oltpublish/site/home.do", params={"username": key_id, "password": secret}
+        )
+        login.raise_for_status()
+        cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
+    (workdir / "ids.txt").write_text("\n".join(ids))
+    (workdir / "codes.txt").write_text("\n".join(codes))
+    (workdir / "keys.txt").write_text("\n".join(scan_keys(database_url, tenant, 500)))
+    return Loaded(
+        tenant,
+        key,
+        str(workdir / "ids.txt"),
+        str(workdir / "codes.txt"),
+        str(workdir / "keys.txt"),
+        cookie,
+        workdir,
+    )
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def scenarios(data: Loaded) -> list[tuple[str, str, dict[str, str], str]]:
+    """(name, wrk script, environment, baseline name)."""
+    common = {"BENCH_TENANT": data.tenant, "BENCH_KEY": data.key}
+    t = data.tenant
+    return [
+        ("hello", "hello.lua", common, ""),
+        ("get", "get.lua", {**common, "BENCH_IDS_FILE": data.ids_file}, "hello"),
+        ("scan_page", "scan.lua", {**common, "BENCH_KEYS_FILE": data.keys_file}, "hello"),
+        (
+            "validate",
+            "cart.lua",
+            {**common, "BENCH_PATH": f"/coupons/{t}/validate", "BENCH_CODES_FILE": data.codes_file},
+            "hello",
+        ),
+        (
+            "redeem_spread",
+            "cart.lua",
+            {**common, "BENCH_PATH": f"/redemptions/{t}", "BENCH_CODES_FILE": data.codes_file},
+            "pgbench_redeem_spread",
+        ),
+        (
+            "redeem_hot",
+            "cart.lua",
+            {**common, "BENCH_PATH": f"/redemptions/{t}", "BENCH_CODE": "HOT-1"},
+            "pgbench_redeem_hot",
+        ),
+        ("create", "create.lua", common, "hello"),
+        ("batch_create_100", "batch.lua", common, "hello"),
+        (
+            "edubrite_create",
+            "edubrite_create.lua",
+            {**common, "BENCH_COOKIE": data.cookie},
+            "hello",
+        ),
+    ]
+
+
+def profiled(pid: int, name: str, backend: str, seconds: int) -> subprocess.Popen[bytes]:
+    """py-spy on one worker while wrk runs: collapsed stacks for bench/profile_summary.py."""
+    workers = [
+        p
+        for p in psutil.Process(pid).children(recursive=True)
+        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+    ] or [psutil.Process(pid)]
+    out = BENCH / "profiles" / f"{backend}-{name}.txt"
+    out.parent.mkdir(exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(workers[0].pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run_backend(
+    backend: str, database_url: str, settings: Settings, profile: set[str] | None = None
+) -> list[Result]:
+    results: list[Result] = []
+    run(COUPONRY, "db", "upgrade", env=base_env(database_url))
+    with tempfile.TemporaryDirectory() as tmp, serving(database_url) as (base, pid):
+        data = load(base, database_url, settings, Path(tmp))
+        for name, script, env, baseline in scenarios(data):
+            if profile is not None and name not in profile:
+                continue
+            before = rss_mb(pid)
+            spy = profiled(pid, name, backend, settings.duration - 1) if profile else None
+            figures = wrk(base, script, settings, env)
+            if spy is not None:
+                spy.wait(60)
+            after = rss_mb(pid)
+            result = Result(backend, name, rss_before_mb=before, rss_after_mb=after, **figures)
+            result.baseline = baseline or None
+            if name == "batch_create_100":
+                result.extra["coupons_per_s"] = figures["rps"] * 100
+            results.append(result)
+            print(
+                f"  {backend:8} {name:18} {figures['rps']:9.1f} req/s"
+                f"  p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms"
+                f"  errors {figures['errors']}",
+                flush=True,
+            )
+    return results
+
+
+def pgbench_baselines(database_url: str, settings: Settings) -> list[Result]:
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    run("psql", url, "-q", "-f", str(PGBENCH_DIR / "setup.sql"))
+    results = []
+    for name, script in (
+        ("pgbench_redeem_hot", "redeem_hot.sql"),
+        ("pgbench_redeem_spread", "redeem_spread.sql"),
+        ("pgbench_get_by_pk", "get.sql"),
+    ):
+        figures = pgbench(url, script, settings)
+        results.append(Result("postgres", name, **figures))
+        print(f"  postgres {name:22} {figures['rps']:9.1f} tps", flush=True)
+    return results
+
+
+def scale(backend: str, database_url: str, settings: Settings) -> list[Result]:
+    """Scan page latency against table size: bulk-loaded tenants of 1k, 100k, 1M coupons."""
+    results = []
+    env = base_env(database_url)
+    tenants = {}
+    for size in settings.scale_sizes:
+        tenant = f"scale-{size}"
+        run(COUPONRY, "tenant", "create", tenant, "--name", "Scale", env=env)
+        key = run(COUPONRY, "key", "create", tenant, "--role", "read", env=env).strip()
+        started = time.monotonic()
+        bulk_load_coupons(database_url, tenant, size)
+        print(
+            f"  {backend:8} loaded {size:>9,} coupons in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        tenants[size] = (tenant, key)
+    with tempfile.TemporaryDirectory() as tmp, serving(database_url) as (base, _pid):
+        for size, (tenant, key) in tenants.items():
+            keys_file = Path(tmp) / f"keys-{size}.txt"
+            keys_file.write_text("\n".join(scan_keys(database_url, tenant, 1000)))
+            figures = wrk(
+                base,
+                "scan.lua",
+                settings,
+                {"BENCH_TENANT": tenant, "BENCH_KEY": key, "BENCH_KEYS_FILE": str(keys_file)},
+            )
+            results.append(Result(backend, f"scan_page_at_{size}", **figures, extra={"size": size}))
+            print(f"  {backend:8} scan at {size:>9,}: p50 {figures['p50_ms']:.2f} ms", flush=True)
+    return results
+
+
+def attach_baselines(results: list[Result]) -> None:
+    by_name = {(r.backend, r.scenario): r for r in results}
+    for r in results:
+        if not r.baseline:
+            continue
+        base = by_name.get((r.backend, r.baseline)) or by_name.get(("postgres", r.baseline))
+        if base is None or not base.rps:
+            continue
+        r.baseline_rps = base.rps
+        r.ratio = r.rps / base.rps
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import sqlite3
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "postgres": run("psql", PG_ADMIN_URL, "-tAc", "SHOW server_version").strip(),
+        "wrk": f"{THREADS} threads, {CONNECTIONS} connections",
+        "server": "couponry serve --workers 2",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about 2 minutes instead of 10")
+    parser.add_argument("--only", choices=["postgres", "sqlite"], help="one backend")
+    parser.add_argument(
+        "--profile",
+        metavar="SCENARIO,...",
+        help="run only these scenarios, with py-spy on one worker (bench/profiles/)",
+    )
+    args = parser.parse_args()
+    settings = Settings(
+        duration=3 if args.quick else 8,
+        spread=2_000 if args.quick else 10_000,
+        scale_sizes=[1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000],
+        quick=args.quick,
+    )
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: run `make bench`, which installs it (Debian package wrk)")
+    started = time.monotonic()
+    results: list[Result] = []
+    if args.profile:
+        wanted = set(args.profile.split(","))
+        for backend in [args.only] if args.only else ["postgres", "sqlite"]:
+            url = fresh_postgres() if backend == "postgres" else fresh_sqlite()
+            run_backend(backend, url, settings, profile=wanted)
+        print("profiles in bench/profiles/; summarise with bench/profile_summary.py")
+        return
+    if args.only in (None, "postgres"):
+        url = fresh_postgres()
+        print("PostgreSQL", flush=True)
+        results += pgbench_baselines(url, settings)
+        results += run_backend("postgres", url, settings)
+        results += scale("postgres", url, settings)
+    if args.only in (None, "sqlite"):
+        url = fresh_sqlite()
+        print("SQLite", flush=True)
+        results += run_backend("sqlite", url, settings)
+        if not args.quick:
+            results += scale("sqlite", url, settings)
+    attach_baselines(results)
+    elapsed = time.monotonic() - started
+    doc = {
+        "machine": machine(),
+        "settings": asdict(settings),
+        "elapsed_s": round(elapsed, 1),
+        "results": [asdict(r) for r in results],
+    }
+    (BENCH / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_report(doc, ROOT / "docs")
+    print(f"done in {elapsed:.0f} s: bench/results.json, docs/benchmarks.md", flush=True)
+
+
+if __name__ == "__main__":
+    main()
