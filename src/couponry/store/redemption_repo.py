@@ -14,21 +14,32 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
 from couponry.domain.redemptions import Redemption
-from couponry.store.tables import coupon_user_uses, coupons, idempotency_keys, redemptions
-
-
-def _dialect_insert(conn: Connection, table: Any) -> Any:
-    """INSERT ... ON CONFLICT, which both databases speak (SQLAlchemy spells it per dialect)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+from couponry.store.tables import (
+    UTCDateTime,
+    coupon_user_uses,
+    coupons,
+    idempotency_keys,
+    redemptions,
+)
 
 
 def _row_to_redemption(row: Row[Any]) -> Redemption:
@@ -58,6 +69,76 @@ def _row_to_redemption(row: Row[Any]) -> Redemption:
     )
 
 
+# The claims, built once (composing them per call cost more CPU than running them).
+_c = coupons.c
+# (Bind names may not be column names in an UPDATE: hence the b_ prefix.)
+_ONE_COUPON = (_c.tenant_id == bindparam("b_tenant"), _c.id == bindparam("b_coupon"))
+_HAS_USE_LEFT = (
+    _c.deleted_at.is_(None),
+    _c.usage_limit.is_(None) | (_c.times_used < _c.usage_limit),
+)
+_CLAIM = (
+    update(coupons)
+    .where(*_ONE_COUPON, *_HAS_USE_LEFT)
+    .values(times_used=_c.times_used + 1, redeemed=True)
+    .returning(_c.times_used)
+)
+_want = bindparam("want", type_=BigInteger())
+# Every SET expression reads the row as it was, so `draw` is the same in each of them.
+_draw = case((_c.remaining_units < _want, _c.remaining_units), else_=_want)
+_CLAIM_CREDIT = (
+    update(coupons)
+    .where(*_ONE_COUPON, *_HAS_USE_LEFT, _c.remaining_units > 0)
+    .values(
+        times_used=_c.times_used + 1,
+        redeemed=True,
+        credit_drawn_units=_c.credit_drawn_units + _draw,
+        remaining_units=_c.remaining_units - _draw,
+        last_draw_units=_draw,
+    )
+    .returning(_c.last_draw_units)
+)
+_credit = bindparam("credit", type_=BigInteger())
+_drawn_after = _c.credit_drawn_units - _credit
+_RELEASE = (
+    update(coupons)
+    .where(*_ONE_COUPON)
+    .values(
+        times_used=_c.times_used - 1,
+        credit_drawn_units=_drawn_after,
+        remaining_units=case(
+            (_c.remaining_units.is_(None), None),
+            (_c.value_units - _drawn_after > 0, _c.value_units - _drawn_after),
+            else_=literal(0),
+        ),
+    )
+)
+_GIVE_BACK = (
+    update(coupons)
+    .where(*_ONE_COUPON)
+    .values(
+        credit_drawn_units=_c.credit_drawn_units - _credit,
+        remaining_units=_c.remaining_units + _credit,
+    )
+)
+_INSERT = insert(redemptions)
+# INSERT ... ON CONFLICT is spelled the same by SQLite and PostgreSQL; as text it is also
+# compiled once (SQLAlchemy cannot cache its dialect-specific upsert constructs).
+_UPSERT_USE = (
+    "INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses) "
+    "VALUES (:coupon_id, :user_id, :tenant_id, 1) "
+    "ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1 "
+)
+_CLAIM_USER = text(_UPSERT_USE + "RETURNING uses")
+_CLAIM_USER_LIMITED = text(_UPSERT_USE + "WHERE coupon_user_uses.uses < :limit RETURNING uses")
+_RESERVE_KEY = text(
+    "INSERT INTO idempotency_keys "
+    "(tenant_id, key, request_hash, status_code, response_body, created_at) "
+    "VALUES (:tenant_id, :key, :request_hash, 0, '', :created_at) "
+    "ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
 class RedemptionRepository:
     def __init__(self, conn: Connection, tenant_id: str) -> None:
         self.conn = conn
@@ -70,78 +151,35 @@ class RedemptionRepository:
 
         Returns the credit drawn (0 without a credit), or None when nothing was claimed.
         """
-        c = coupons.c
-        statement = update(coupons).where(
-            c.tenant_id == self.tenant_id,
-            c.id == coupon_id,
-            c.deleted_at.is_(None),
-            c.usage_limit.is_(None) | (c.times_used < c.usage_limit),
-        )
-        values: dict[str, Any] = {"times_used": c.times_used + 1, "redeemed": True}
-        if want_credit_units is not None:
-            # Every SET expression reads the row as it was, so `draw` is the same in each.
-            draw = case(
-                (c.remaining_units < want_credit_units, c.remaining_units),
-                else_=literal(want_credit_units),
-            )
-            statement = statement.where(c.remaining_units > 0)
-            values |= {
-                "credit_drawn_units": c.credit_drawn_units + draw,
-                "remaining_units": c.remaining_units - draw,
-                "last_draw_units": draw,
-            }
-        row = self.conn.execute(
-            statement.values(**values).returning(c.last_draw_units, c.times_used)
-        ).first()
-        if row is None:
-            return None
-        return int(row.last_draw_units or 0) if want_credit_units is not None else 0
+        params: dict[str, Any] = {"b_tenant": self.tenant_id, "b_coupon": coupon_id}
+        if want_credit_units is None:
+            return 0 if self.conn.execute(_CLAIM, params).first() is not None else None
+        row = self.conn.execute(_CLAIM_CREDIT, params | {"want": want_credit_units}).first()
+        return None if row is None else int(row.last_draw_units or 0)
 
     def release_use(self, coupon_id: str, *, credit_units: int) -> None:
         """Give a use and its credit back (reject, rollback, or a claim undone)."""
-        c = coupons.c
-        drawn_after = c.credit_drawn_units - credit_units
-        remaining = case(
-            (c.remaining_units.is_(None), None),
-            (c.value_units - drawn_after > 0, c.value_units - drawn_after),
-            else_=literal(0),
-        )
-        self.conn.execute(
-            update(coupons)
-            .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
-            .values(
-                times_used=c.times_used - 1,
-                credit_drawn_units=drawn_after,
-                remaining_units=remaining,
-            )
-        )
+        params = {"b_tenant": self.tenant_id, "b_coupon": coupon_id, "credit": credit_units}
+        self.conn.execute(_RELEASE, params)
 
     def give_back_credit(self, coupon_id: str, units: int) -> None:
         """Return part of a draw the cart could not use (rounding to the minor unit)."""
-        c = coupons.c
-        self.conn.execute(
-            update(coupons)
-            .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
-            .values(
-                credit_drawn_units=c.credit_drawn_units - units,
-                remaining_units=c.remaining_units + units,
-            )
-        )
+        params = {"b_tenant": self.tenant_id, "b_coupon": coupon_id, "credit": units}
+        self.conn.execute(_GIVE_BACK, params)
 
     def claim_user_use(self, coupon_id: str, user_id: str, *, limit: int | None) -> bool:
         """One more use for this user, unless that would pass `limit`."""
-        u = coupon_user_uses.c
-        statement = _dialect_insert(self.conn, coupon_user_uses).values(
-            coupon_id=coupon_id, user_id=user_id, tenant_id=self.tenant_id, uses=1
-        )
         if limit is not None and limit < 1:
             return False
-        statement = statement.on_conflict_do_update(
-            index_elements=[u.coupon_id, u.user_id],
-            set_={"uses": u.uses + 1},
-            where=None if limit is None else (u.uses < limit),
-        ).returning(u.uses)
-        return self.conn.execute(statement).first() is not None
+        statement = _CLAIM_USER if limit is None else _CLAIM_USER_LIMITED
+        params: dict[str, Any] = {
+            "coupon_id": coupon_id,
+            "user_id": user_id,
+            "tenant_id": self.tenant_id,
+        }
+        if limit is not None:
+            params["limit"] = limit
+        return self.conn.execute(statement, params).first() is not None
 
     def release_user_use(self, coupon_id: str, user_id: str) -> None:
         u = coupon_user_uses.c
@@ -162,7 +200,8 @@ class RedemptionRepository:
 
     def insert(self, r: Redemption) -> None:
         self.conn.execute(
-            insert(redemptions).values(
+            _INSERT,
+            dict(
                 id=r.id,
                 tenant_id=self.tenant_id,
                 coupon_id=r.coupon_id,
@@ -189,7 +228,7 @@ class RedemptionRepository:
                 approved_at=r.approved_at,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
-            )
+            ),
         )
 
     def get(self, redemption_id: str, *, for_update: bool = False) -> Redemption | None:
@@ -254,21 +293,8 @@ class RedemptionRepository:
         On PostgreSQL a second request blocks here until the first one's transaction ends, then
         finds its stored reply; on SQLite the write lock serialises them the same way.
         """
-        k = idempotency_keys.c
-        statement = (
-            _dialect_insert(self.conn, idempotency_keys)
-            .values(
-                tenant_id=self.tenant_id,
-                key=key,
-                request_hash=request_hash,
-                status_code=0,
-                response_body="",
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[k.tenant_id, k.key])
-            .returning(k.key)  # an INSERT's rowcount is not reported by every driver
-        )
-        return self.conn.execute(statement).first() is not None
+        params = {"tenant_id": self.tenant_id, "key": key, "request_hash": request_hash}
+        return self.conn.execute(_RESERVE_KEY, params | {"created_at": now}).first() is not None
 
     def key_record(self, key: str) -> Row[Any] | None:
         k = idempotency_keys.c
