@@ -319,3 +319,62 @@ def test_rhythm_categories_round_trip(api: Api, tenant: TenantKeys) -> None:
     assert coupon["maximum_discount"] == 50.25
     assert coupon["custom_field_values"][0]["numeric_value"] == 2.5
     assert api.get(f"/coupons/{tenant.tenant_id}/{coupon['id']}").json() == coupon
+
+
+def test_a_run_of_creates_refuses_only_its_bad_members(api: Api, tenant: TenantKeys) -> None:
+    create(api, tenant, code="EXISTING")
+    ops = [
+        {"operation": "create", "object": percent_coupon(code="RUN-A")},
+        {"operation": "create", "object": percent_coupon(code="run-a")},  # same run, same code
+        {"operation": "create", "object": percent_coupon(code="existing")},  # already live
+        {"operation": "create", "object": {"coupon_type": "PERCENT"}},  # no value_percent
+        {"operation": "create", "object": percent_coupon()},  # generated code
+        {"operation": "create", "object": percent_coupon(entity_type="GROUP", entity_id="{x")},
+        {"operation": "create", "object": percent_coupon(code="RUN-B")},
+    ]
+    reply = api.post(f"/coupons/{tenant.tenant_id}/batch", json={"operations": ops})
+    results = reply.json()["results"]
+    assert [r["outcome"] for r in results] == [
+        "success",
+        "error",
+        "error",
+        "error",
+        "success",
+        "error",
+        "success",
+    ]
+    assert [r["error_code"] for r in results] == [
+        None,
+        "code_taken",
+        "code_taken",
+        "validation_failed",
+        None,
+        "invalid_group_path",
+        None,
+    ]
+    assert results[0]["object"]["code"] == "RUN-A" and results[6]["object"]["code"] == "RUN-B"
+    assert all(r["id"] == r["object"]["id"] for r in results if r["outcome"] == "success")
+    listed = api.get(f"/coupons/{tenant.tenant_id}?limit=1000&fields=code").json()
+    assert sorted(c["code"].upper() for c in listed) == sorted(
+        ["EXISTING", "RUN-A", "RUN-B", results[4]["object"]["code"]]
+    )
+
+
+def test_a_run_of_creates_falls_back_one_by_one_after_a_race(
+    api: Api, tenant: TenantKeys, monkeypatch: Any
+) -> None:
+    """If another writer takes a code between the check and the insert, the run is retried
+    one operation at a time, so only the operation that lost the race fails."""
+    from couponry.store.coupon_repo import CouponRepository
+
+    create(api, tenant, code="RACED")
+    monkeypatch.setattr(CouponRepository, "codes_in_use", lambda self, codes: set())
+    ops = [
+        {"operation": "create", "object": percent_coupon(code="FIRST")},
+        {"operation": "create", "object": percent_coupon(code="RACED")},
+        {"operation": "create", "object": percent_coupon(code="LAST")},
+    ]
+    results = api.post(f"/coupons/{tenant.tenant_id}/batch", json={"operations": ops}).json()
+    assert [r["outcome"] for r in results["results"]] == ["success", "error", "success"]
+    assert results["results"][1]["error_code"] == "code_taken"
+    assert results["success_count"] == 2

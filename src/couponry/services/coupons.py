@@ -17,6 +17,7 @@ from couponry.domain.coupons import (
     check_change_allowed,
     coupon_view,
     generate_code,
+    normalise_code,
     parse_coupon_input,
     remaining_after_change,
 )
@@ -25,6 +26,7 @@ from couponry.domain.patching import apply_patch, touched_paths
 from couponry.domain.tenants import Tenant
 from couponry.errors import (
     BatchTooLarge,
+    CodeTaken,
     CouponLocked,
     CouponNotFound,
     CouponryError,
@@ -37,7 +39,7 @@ from couponry.errors import (
     VersionConflict,
 )
 from couponry.services.references import resolve_coupon_references
-from couponry.store.coupon_repo import CouponRepository
+from couponry.store.coupon_repo import CouponRepository, code_taken
 from couponry.store.db import Database
 
 log = logging.getLogger("couponry.services.coupons")
@@ -63,10 +65,15 @@ def _insert(
         while repo.code_in_use(code):
             code = generate_code()
         data = replace(data, code=code)
+    coupon = _new_coupon(tenant, actor_id, data, now)
+    repo.insert(coupon)
+    return coupon
+
+
+def _new_coupon(tenant: Tenant, actor_id: str, data: CouponFields, now: datetime) -> Coupon:
     if data.name is None:
         data = replace(data, name=data.code)
-    remaining = data.value_amount if data.coupon_type == "TOTAL_AMOUNT" else None
-    coupon = Coupon(
+    return Coupon(
         id=new_id(),
         tenant_id=tenant.id,
         data=data,
@@ -75,10 +82,8 @@ def _insert(
         sys_last_modified_at=now,
         sys_created_by_id=actor_id,
         sys_last_modified_by_id=actor_id,
-        remaining_amount=remaining,
+        remaining_amount=data.value_amount if data.coupon_type == "TOTAL_AMOUNT" else None,
     )
-    repo.insert(coupon)
-    return coupon
 
 
 def get_coupon(db: Database, *, tenant_id: str, coupon_id: str, consistent: bool = True) -> Coupon:
@@ -283,9 +288,118 @@ class BatchResult:
 def run_batch(
     db: Database, *, tenant: Tenant, actor_id: str, body: Any, now: datetime
 ) -> list[BatchResult]:
-    """Up to 100 operations, each in its own transaction: one failing undoes no other."""
+    """Up to 100 operations; one failing undoes no other.
+
+    A run of creates is written in one transaction (after every check that could refuse one of
+    them); anything else, and creates that meet a race, run one transaction each.
+    """
     operations = _batch_operations(body)
-    return [_run_one(db, tenant, actor_id, index, op, now) for index, op in enumerate(operations)]
+    results: list[BatchResult] = []
+    index = 0
+    while index < len(operations):
+        end = index
+        while end < len(operations) and _plain_create(operations[end]):
+            end += 1
+        if end - index > 1:
+            results += _create_run(db, tenant, actor_id, operations, index, end, now)
+            index = end
+        else:
+            results.append(_run_one(db, tenant, actor_id, index, operations[index], now))
+            index += 1
+    return results
+
+
+def _plain_create(op: Any) -> bool:
+    return (
+        isinstance(op, dict)
+        and op.get("operation") == "create"
+        and set(op) <= _BATCH_KEYS
+        and isinstance(op.get("object"), dict)
+    )
+
+
+def _create_run(
+    db: Database,
+    tenant: Tenant,
+    actor_id: str,
+    operations: list[Any],
+    start: int,
+    end: int,
+    now: datetime,
+) -> list[BatchResult]:
+    outcome: dict[int, Coupon | CouponryError] = {}
+    drafts: dict[int, CouponFields] = {}
+    for index in range(start, end):
+        try:
+            drafts[index] = parse_coupon_input(operations[index]["object"], creating=True)
+        except CouponryError as error:
+            outcome[index] = error
+    try:
+        with db.transaction() as conn:
+            outcome |= _insert_drafts(conn, tenant, actor_id, drafts, now)
+    except CodeTaken:  # a concurrent writer took a code between our check and our insert
+        return [
+            _run_one(db, tenant, actor_id, i, operations[i], now)
+            if i in drafts
+            else _result("create", outcome[i])
+            for i in range(start, end)
+        ]
+    return [_result("create", outcome[i]) for i in range(start, end)]
+
+
+def _result(name: str, item: Coupon | CouponryError) -> BatchResult:
+    if isinstance(item, Coupon):
+        return BatchResult(name, item.id, None, item)
+    return BatchResult(name, None, item, None)
+
+
+def _insert_drafts(
+    conn: Connection,
+    tenant: Tenant,
+    actor_id: str,
+    drafts: dict[int, CouponFields],
+    now: datetime,
+) -> dict[int, Coupon | CouponryError]:
+    """Resolve, check codes against the store and each other, then one multi-row INSERT."""
+    repo = CouponRepository(conn, tenant.id)
+    outcome: dict[int, Coupon | CouponryError] = {}
+    ready: dict[int, CouponFields] = {}
+    for index, draft in drafts.items():
+        try:
+            ready[index] = resolve_coupon_references(conn, tenant, draft)
+        except CouponryError as error:
+            outcome[index] = error
+    given = [normalise_code(d.code) for d in ready.values() if d.code is not None]
+    taken = repo.codes_in_use(given)
+    for index in sorted(ready):
+        code = ready[index].code
+        if code is None:
+            continue
+        if normalise_code(code) in taken:
+            outcome[index] = code_taken(code)
+            del ready[index]
+        taken.add(normalise_code(code))
+    _generate_codes(repo, ready, taken)
+    made = {index: _new_coupon(tenant, actor_id, data, now) for index, data in ready.items()}
+    if made:
+        repo.insert_many(list(made.values()))
+    return outcome | dict(made)
+
+
+def _generate_codes(
+    repo: CouponRepository, ready: dict[int, CouponFields], taken: set[str]
+) -> None:
+    missing = [index for index, data in ready.items() if data.code is None]
+    while missing:
+        fresh = {index: generate_code() for index in missing}
+        clash = repo.codes_in_use([normalise_code(c) for c in fresh.values()]) | taken
+        missing = []
+        for index, code in fresh.items():
+            if normalise_code(code) in clash:
+                missing.append(index)
+            else:
+                ready[index] = replace(ready[index], code=code)
+                taken.add(normalise_code(code))
 
 
 def _batch_operations(body: Any) -> list[Any]:

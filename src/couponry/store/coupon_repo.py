@@ -76,7 +76,7 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
     }
 
 
-def _code_taken(code: str) -> CodeTaken:
+def code_taken(code: str) -> CodeTaken:
     message = f"{code!r} is already the code of another coupon"
     return CodeTaken(f"The code {code!r} is already used.", [FieldProblem("code", message)])
 
@@ -106,6 +106,7 @@ def _scan_query(by_code: bool, by_active: bool) -> Any:
     return query.order_by(coupons.c.seq).limit(bindparam("limit"))
 
 
+_INSERT = insert(coupons)
 _SCANS = {(c, a): _scan_query(c, a) for c in (False, True) for a in (False, True)}
 
 
@@ -170,7 +171,30 @@ class CouponRepository:
         return [(row.seq, _row_to_coupon(row)) for row in self.conn.execute(query, params)]
 
     def insert(self, coupon: Coupon) -> None:
-        values = _field_columns(coupon.data) | {
+        # A failed statement ends the unit of work; the service's transaction rolls back whole.
+        try:
+            self.conn.execute(_INSERT, self._row(coupon))
+        except IntegrityError as exc:
+            raise code_taken(coupon.code) from exc
+
+    def insert_many(self, items: list[Coupon]) -> None:
+        """Several new coupons in one statement (a batch's run of creates)."""
+        try:
+            self.conn.execute(_INSERT, [self._row(c) for c in items])
+        except IntegrityError as exc:
+            raise code_taken(items[0].code if len(items) == 1 else "one of these") from exc
+
+    def codes_in_use(self, codes: list[str]) -> set[str]:
+        """Which of these (normalised) codes a live coupon of the tenant already has."""
+        if not codes:
+            return set()
+        query = select(coupons.c.code_normalized).where(
+            self._live(), coupons.c.code_normalized.in_(codes)
+        )
+        return {row.code_normalized for row in self.conn.execute(query)}
+
+    def _row(self, coupon: Coupon) -> dict[str, Any]:
+        return _field_columns(coupon.data) | {
             "id": coupon.id,
             "tenant_id": self.tenant_id,
             "times_used": coupon.times_used,
@@ -182,11 +206,6 @@ class CouponRepository:
             "sys_created_by_id": coupon.sys_created_by_id,
             "sys_last_modified_by_id": coupon.sys_last_modified_by_id,
         }
-        # A failed statement ends the unit of work; the service's transaction rolls back whole.
-        try:
-            self.conn.execute(insert(coupons).values(**values))
-        except IntegrityError as exc:
-            raise _code_taken(coupon.code) from exc
 
     def replace(self, coupon: Coupon, *, expected_version: int) -> bool:
         """Write the new state if the row is still at `expected_version`."""
@@ -208,7 +227,7 @@ class CouponRepository:
         try:
             result = self.conn.execute(statement)
         except IntegrityError as exc:
-            raise _code_taken(coupon.code) from exc
+            raise code_taken(coupon.code) from exc
         return result.rowcount == 1
 
     def soft_delete(self, coupon_id: str, *, by: str | None, now: datetime) -> bool:
