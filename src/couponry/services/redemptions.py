@@ -184,24 +184,50 @@ def _claim_and_record(
     if coupon is None:
         raise CouponNotFound("No coupon has this code.")
     q = _checked_quote(conn, tenant, coupon, cart, now)
-    credit = coupon.data.coupon_type == "TOTAL_AMOUNT"
-    drawn = repo.claim_use(coupon.id, want_credit_units=to_units(q.total) if credit else None)
+    if coupon.data.coupon_type != "TOTAL_AMOUNT":
+        return _claim_use_last(conn, repo, tenant, coupon, cart, q, now, key)
+    drawn = repo.claim_use(coupon.id, want_credit_units=to_units(q.total))
     if drawn is None:
         raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
-    if credit:
-        q = _credit_quote(conn, tenant, coupon, cart, from_units(drawn))
-        used = to_units(q.total)
-        if used == 0:
-            repo.release_use(coupon.id, credit_units=drawn)
-            raise CreditExhausted()
-        if used < drawn:
-            repo.give_back_credit(coupon.id, drawn - used)
-        drawn = used
+    q = _credit_quote(conn, tenant, coupon, cart, from_units(drawn))
+    used = to_units(q.total)
+    if used == 0:
+        repo.release_use(coupon.id, credit_units=drawn)
+        raise CreditExhausted()
+    if used < drawn:
+        repo.give_back_credit(coupon.id, drawn - used)
+    drawn = used
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
         repo.release_use(coupon.id, credit_units=drawn)
         raise UserLimitReached()
     redemption = _record(coupon, cart, q, tenant, now, key, from_units(drawn))
     repo.insert(redemption)
+    if redemption.status == APPLIED:
+        _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
+    return redemption
+
+
+def _claim_use_last(
+    conn: Connection,
+    repo: RedemptionRepository,
+    tenant: Tenant,
+    coupon: Coupon,
+    cart: Cart,
+    q: Quote,
+    now: datetime,
+    key: str | None,
+) -> Redemption:
+    """Without a credit the discount is known up front, so the contended coupon row is
+    claimed last: its row lock is then held only until the commit."""
+    if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
+        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
+    redemption = _record(coupon, cart, q, tenant, now, key, Decimal(0))
+    repo.insert(redemption)
+    if repo.claim_use(coupon.id, want_credit_units=None) is None:
+        # undone here because a refusal under an Idempotency-Key is committed with its reply
+        repo.delete(redemption.id)
+        repo.release_user_use(coupon.id, cart.user_id)
+        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
     if redemption.status == APPLIED:
         _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
     return redemption
