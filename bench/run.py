@@ -48,6 +48,7 @@ THREADS = 2
 @dataclass
 class Settings:
     duration: int
+    warmup: int
     spread: int  # coupons the spread scenarios draw from
     scale_sizes: list[int]
     quick: bool
@@ -137,12 +138,14 @@ def rss_mb(pid: int) -> float:
 # --- drivers ------------------------------------------------------------------------------
 
 
-def wrk(base: str, script: str, settings: Settings, env: dict[str, str]) -> dict[str, float]:
+def wrk(
+    base: str, script: str, settings: Settings, env: dict[str, str], seconds: int | None = None
+) -> dict[str, float]:
     output = run(
         "wrk",
         f"-t{THREADS}",
         f"-c{CONNECTIONS}",
-        f"-d{settings.duration}s",
+        f"-d{seconds or settings.duration}s",
         "--timeout",
         "10s",
         "-s",
@@ -183,7 +186,11 @@ def pgbench(database_url: str, script: str, settings: Settings) -> dict[str, flo
                 if len(parts) >= 3:
                     latencies.append(int(parts[2]))
     tps = float(next(x for x in output.splitlines() if x.startswith("tps = ")).split()[2])
-    failed = sum(1 for x in output.splitlines() if x.startswith("number of failed"))
+    failed = sum(
+        int(x.split(":")[1].split()[0])
+        for x in output.splitlines()
+        if x.startswith("number of failed transactions")
+    )
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -360,6 +367,11 @@ def run_backend(
     run(COUPONRY, "db", "upgrade", env=base_env(database_url))
     with tempfile.TemporaryDirectory() as tmp, serving(database_url) as (base, pid):
         data = load(base, database_url, settings, Path(tmp))
+        # Warm every path first (compiled-statement caches, prepared statements, pools,
+        # threads, SQLite's page cache), so figures and RSS growth describe steady state.
+        for name, script, env, _ in scenarios(data):
+            if profile is None or name in profile:
+                wrk(base, script, settings, env, seconds=settings.warmup)
         for name, script, env, baseline in scenarios(data):
             if profile is not None and name not in profile:
                 continue
@@ -473,6 +485,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(
         duration=3 if args.quick else 8,
+        warmup=1 if args.quick else 2,
         spread=2_000 if args.quick else 10_000,
         scale_sizes=[1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000],
         quick=args.quick,
