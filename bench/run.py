@@ -408,7 +408,8 @@ def quiesce(database_url: str) -> None:
         with db.transaction() as conn:
             conn.execute(text("ANALYZE"))
         with db.primary.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            # PASSIVE never waits for the server's own connections, and never fails on them
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         db.dispose()
         return
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
