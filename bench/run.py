@@ -407,8 +407,8 @@ def quiesce(database_url: str) -> None:
         db = Database.from_urls(database_url)
         with db.transaction() as conn:
             conn.execute(text("ANALYZE"))
-        with db.primary.connect() as conn:
-            # PASSIVE never waits for the server's own connections, and never fails on them
+        with db.reader() as conn:  # outside any transaction, as a checkpoint must be
+            # PASSIVE never waits for the server's own connections
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         db.dispose()
         return
