@@ -243,10 +243,7 @@ def _checked_quote(
     if d.authorized_group_id is not None:
         found = groups.get_member(d.authorized_group_id, cart.user_id)
         member = found is not None and found.is_current(now)
-    scope: frozenset[str] = frozenset()
-    if d.entity_type == "GROUP" and d.entity_id is not None:
-        scope = frozenset(descendants([d.entity_id], groups.nodes()))
-    q = quote(d, cart, currency=tenant.currency, group_scope=scope)
+    q = quote(d, cart, currency=tenant.currency, group_scope=_group_scope(groups, coupon))
     refusal = check_usable(d, cart, now=now, is_current_member=member, quote_eligible=q.eligible)
     if refusal is not None:
         raise REFUSALS[refusal.code](refusal.message)
@@ -256,11 +253,18 @@ def _checked_quote(
 def _credit_quote(
     conn: Connection, tenant: Tenant, coupon: Coupon, cart: Cart, budget: Decimal | None
 ) -> Quote:
+    scope = _group_scope(GroupRepository(conn, tenant.id), coupon)
+    return quote(
+        coupon.data, cart, currency=tenant.currency, group_scope=scope, budget=budget or Decimal(0)
+    )
+
+
+def _group_scope(groups: GroupRepository, coupon: Coupon) -> frozenset[str]:
+    """A GROUP coupon covers its group and every group below it (read only when needed)."""
     d = coupon.data
-    scope: frozenset[str] = frozenset()
-    if d.entity_type == "GROUP" and d.entity_id is not None:
-        scope = frozenset(descendants([d.entity_id], GroupRepository(conn, tenant.id).nodes()))
-    return quote(d, cart, currency=tenant.currency, group_scope=scope, budget=budget or Decimal(0))
+    if d.entity_type != "GROUP" or d.entity_id is None:
+        return frozenset()
+    return frozenset(descendants([d.entity_id], groups.nodes()))
 
 
 def _why_not_claimed(

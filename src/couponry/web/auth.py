@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from couponry.errors import Forbidden, RoleForbidden, Unauthorized, WrongTenant
+from couponry.errors import RoleForbidden, Unauthorized, WrongTenant
 from couponry.services.tenants import Principal, authenticate
 from couponry.store.db import Database
 
@@ -41,4 +41,4 @@ def check_access(principal: Principal, tenant_id: str, action: str) -> None:
         raise RoleForbidden(f"A {principal.role} key may not do this.")
 
 
-__all__ = ["ADMIN", "CHECKOUT", "READ", "Forbidden", "check_access", "key_from_header", "require"]
+__all__ = ["ADMIN", "CHECKOUT", "READ", "check_access", "key_from_header", "require"]

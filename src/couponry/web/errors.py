@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry import errors as e
+from couponry.web.edubrite.params import in_edubrite_terms, param_name
+from couponry.web.edubrite.xml import reply
 from couponry.web.jsonio import json_response
 
 log = logging.getLogger("couponry.web")
@@ -116,9 +118,6 @@ def _edubrite(request: Request) -> bool:
 
 def edubrite_error_response(request: Request, error: e.CouponryError) -> Response:
     """The EduBrite envelope: missing parameters first, each problem its own message."""
-    from couponry.web.edubrite.params import in_edubrite_terms, param_name
-    from couponry.web.edubrite.xml import reply
-
     code = edubrite_code_for(error)
     status = EDUBRITE_STATUS.get(code, 500)
     if code == EDUBRITE_INTERNAL:

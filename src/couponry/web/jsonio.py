@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry.domain.fields import format_instant
-from couponry.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from couponry.errors import (
+    FieldProblem,
+    InvalidInput,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 MAX_BODY = 1024 * 1024
 
@@ -90,3 +96,12 @@ def decode_json_body(
     if not raw.strip():
         raise MalformedJson("The body is empty; a JSON document is required.")
     return parse_json(raw)
+
+
+def require_object(value: Any) -> dict[str, Any]:
+    """Bodies that describe one thing are JSON objects."""
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            "The body must be a JSON object.", [FieldProblem("body", "not an object")]
+        )
+    return value

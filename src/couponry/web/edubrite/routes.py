@@ -179,15 +179,10 @@ def _update(c: Call) -> Response:
 def _get(c: Call) -> Response:
     coupon_id = c.params.get("id", "").strip()
     code = c.params.get("authCode", "").strip()
-    if coupon_id:
+    if coupon_id:  # required_for() has made sure one of the two is given
         coupon = svc.get_coupon(c.db, tenant_id=c.who.tenant.id, coupon_id=coupon_id)
-    elif code:
-        coupon = svc.get_coupon_by_code(c.db, tenant_id=c.who.tenant.id, code=code)
     else:
-        raise BadParameter(
-            "Missing parameter: id or authCode.",
-            [FieldProblem("id", "is required (or authCode)", missing=True)],
-        )
+        coupon = svc.get_coupon_by_code(c.db, tenant_id=c.who.tenant.id, code=code)
     return reply(as_xml=c.as_xml, coupon=coupon)
 
 

@@ -13,8 +13,14 @@ from couponry.domain.paging import Page
 from couponry.services import coupons as svc
 from couponry.store.db import Database
 from couponry.web.auth import ADMIN, READ, require
-from couponry.web.errors import envelope, status_for
-from couponry.web.jsonio import PATCH_TYPES, decode_json_body, json_response, read_body
+from couponry.web.errors import status_for
+from couponry.web.jsonio import (
+    PATCH_TYPES,
+    decode_json_body,
+    json_response,
+    read_body,
+    require_object,
+)
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import (
     BatchRequest,
@@ -53,9 +59,7 @@ async def create_coupon(request: Request, tenant_id: str) -> Response:
 
     def work() -> Coupon:
         who = require(request, tenant_id, ADMIN)
-        doc = decode_json_body(request, raw)
-        if not isinstance(doc, dict):
-            raise _not_object()
+        doc = require_object(decode_json_body(request, raw))
         return svc.create_coupon(
             _db(request), tenant=who.tenant, actor_id=who.key_id, doc=doc, now=p.now()
         )
@@ -191,9 +195,7 @@ async def put_coupon(request: Request, tenant_id: str, coupon_id: str) -> Respon
     def work() -> Coupon:
         who = require(request, tenant_id, ADMIN)
         expected = p.if_match(request)
-        doc = decode_json_body(request, raw)
-        if not isinstance(doc, dict):
-            raise _not_object()
+        doc = require_object(decode_json_body(request, raw))
         return svc.replace_coupon(
             _db(request),
             tenant=who.tenant,
@@ -249,12 +251,3 @@ async def delete_coupon(request: Request, tenant_id: str, coupon_id: str) -> Res
 
     await p.in_thread(work)
     return json_response(coupon_id)
-
-
-def _not_object() -> Exception:
-    from couponry.errors import FieldProblem, InvalidInput
-
-    return InvalidInput("The body must be a JSON object.", [FieldProblem("body", "not an object")])
-
-
-__all__ = ["envelope", "router"]

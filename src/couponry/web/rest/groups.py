@@ -8,11 +8,11 @@ from starlette.responses import Response
 
 from couponry.domain.groups import Group, group_view, member_view
 from couponry.domain.paging import Page
-from couponry.errors import FieldProblem, InvalidInput, InvalidQuery
+from couponry.errors import FieldProblem, InvalidQuery
 from couponry.services import groups as svc
 from couponry.store.db import Database
 from couponry.web.auth import ADMIN, READ, require
-from couponry.web.jsonio import decode_json_body, json_response, read_body
+from couponry.web.jsonio import decode_json_body, json_response, read_body, require_object
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import (
     GroupRead,
@@ -32,14 +32,6 @@ def _db(request: Request) -> Database:
     return db
 
 
-def _object(value: object) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            "The body must be a JSON object.", [FieldProblem("body", "not an object")]
-        )
-    return value
-
-
 def _reply(group: Group, status: int = 200) -> Response:
     return json_response(group_view(group), status, {"ETag": f'"{group.sys_version}"'})
 
@@ -57,7 +49,7 @@ async def create_group(request: Request, tenant_id: str) -> Response:
 
     def work() -> Group:
         require(request, tenant_id, ADMIN)
-        doc = _object(decode_json_body(request, raw))
+        doc = require_object(decode_json_body(request, raw))
         return svc.create_group(_db(request), tenant_id=tenant_id, doc=doc, now=p.now())
 
     return _reply(await p.in_thread(work), 201)
@@ -133,7 +125,7 @@ async def put_group(request: Request, tenant_id: str, group_id: str) -> Response
     def work() -> Group:
         require(request, tenant_id, ADMIN)
         expected = p.if_match(request)
-        doc = _object(decode_json_body(request, raw))
+        doc = require_object(decode_json_body(request, raw))
         return svc.replace_group(
             _db(request),
             tenant_id=tenant_id,
@@ -192,7 +184,7 @@ async def put_member(request: Request, tenant_id: str, group_id: str, user_id: s
 
     def work() -> Response:
         require(request, tenant_id, ADMIN)
-        doc = _object(decode_json_body(request, raw)) if raw.strip() else {}
+        doc = require_object(decode_json_body(request, raw)) if raw.strip() else {}
         member, added = svc.put_member(
             _db(request),
             tenant_id=tenant_id,
