@@ -90,6 +90,17 @@ def db(database_url: str) -> Database:
     return _databases[database_url]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if POSTGRES_URL:
+        return
+    terminalreporter.write_line(
+        "PostgreSQL tests were skipped (COUPONRY_TEST_POSTGRES_URL is unset). To run them too:\n"
+        "  COUPONRY_TEST_POSTGRES_URL=postgresql://USER@HOST:5432/DB make test\n"
+        "(each run creates and drops a database of its own, so the user needs CREATEDB).",
+        yellow=True,
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for database in _databases.values():
         database.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,9 @@ from couponry.errors import InvalidPatch, PatchTestFailed
 SUITE_FILES = ("tests.json", "spec_tests.json")
 
 
-def _shared_dir() -> Path:
-    # /work/main/tests/unit/<this file> -> parents[3] is /work, next to the repo.
-    beside_repo = Path(__file__).resolve().parents[3] / "shared" / "data"
-    if beside_repo.is_dir():
-        return beside_repo
-    configured = os.environ.get("COUPONRY_SHARED_DIR")
-    if configured:
-        # Accept either the shared directory itself or its data/ folder.
-        for candidate in (Path(configured) / "data", Path(configured)):
-            if (candidate / SUITE_FILES[0]).is_file():
-                return candidate
-    return beside_repo
+# The suite ships with the project (see tests/data/json-patch-tests/SOURCE.md): a test never reads
+# outside the repository.
+SUITE_DIR = Path(__file__).resolve().parents[1] / "data" / "json-patch-tests"
 
 
 def strictly_equal(left: Any, right: Any) -> bool:
@@ -43,7 +33,7 @@ def strictly_equal(left: Any, right: Any) -> bool:
 def _records() -> list[Any]:
     params: list[Any] = []
     for file_name in SUITE_FILES:
-        path = _shared_dir() / file_name
+        path = SUITE_DIR / file_name
         if not path.is_file():
             params.append(
                 pytest.param(None, id=file_name, marks=pytest.mark.skip(f"{path} not found"))
@@ -97,4 +87,4 @@ def test_strictly_equal_helper(left: Any, right: Any, expected: bool) -> None:
 def test_suite_is_present() -> None:
     # Guards against the whole conformance run silently turning into skips.
     for file_name in SUITE_FILES:
-        assert (_shared_dir() / file_name).is_file(), f"{file_name} not found"
+        assert (SUITE_DIR / file_name).is_file(), f"{file_name} not found"
