@@ -20,6 +20,7 @@ from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
 from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
+from couponry.web.guard import RequestGuard
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
 from couponry.web.rest import coupons, groups, redemptions
@@ -48,6 +49,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = database
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RequestGuard)
     app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)
     app.include_router(redemptions.router)

@@ -7,18 +7,42 @@ base classes below.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# What no reply may carry, whatever a caller sent: C0 and C1 controls other than tab, LF and
+# CR, lone surrogates (JSON and UTF-8 encoders fail on them) and U+FFFE/U+FFFF (XML forbids
+# them). Refusals often echo input (an unknown key, a bad value), so they pass through here.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+MAX_ECHO = 2_000
+
+
+def printable(text: str) -> str:
+    """Text with every unsafe character shown as `\\uXXXX`: encodable as UTF-8, JSON and XML."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def visible(text: str) -> str:
+    """Caller-supplied text made safe to echo in any reply or log: `printable`, and cut to a
+    bounded length."""
+    if len(text) > MAX_ECHO:
+        text = text[:MAX_ECHO] + "..."
+    return printable(text)
 
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """One offending field and why."""
+    """One offending field and why; both may echo input, so both are made `visible`."""
 
     field: str
     message: str
     # True when the field was required and not given (EduBrite reports these as 1001).
     missing: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", visible(self.field))
+        object.__setattr__(self, "message", visible(self.message))
 
 
 class CouponryError(Exception):
@@ -28,7 +52,7 @@ class CouponryError(Exception):
     default_message = "The request could not be completed."
 
     def __init__(self, message: str | None = None, details: Iterable[FieldProblem] = ()) -> None:
-        self.message = message or self.default_message
+        self.message = visible(message or self.default_message)
         self.details = list(details)
         super().__init__(self.message)
 
@@ -72,6 +96,13 @@ class Unauthorized(CouponryError):
 class Forbidden(CouponryError):
     code = "forbidden"
     default_message = "This key may not do that."
+
+
+class Unavailable(CouponryError):
+    """The database cannot be reached for now; the caller should retry."""
+
+    code = "unavailable"
+    default_message = "The service is briefly unavailable; retry in a moment."
 
 
 class PayloadTooLarge(CouponryError):

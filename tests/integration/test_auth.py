@@ -415,7 +415,7 @@ def test_operational_endpoints_need_no_key(
     response = client.get(path, headers=headers)
     assert response.status_code == 200, response.text
     if path == "/openapi.json":
-        assert "/coupons/{tenant_id}" in response.json()["paths"]
+        assert "/coupons/{tenantId}" in response.json()["paths"]
 
 
 def test_readyz_says_ready_when_migrated(client: TestClient) -> None:

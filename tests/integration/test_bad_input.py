@@ -1071,7 +1071,8 @@ BAD_START_KEYS = [
 @pytest.mark.parametrize("key", BAD_START_KEYS)
 def test_malformed_exclusive_start_key(api: Api, tid: str, seed: dict[str, Any], key: str) -> None:
     resp = api.get(coupons(tid), params={"exclusiveStartKey": key})
-    check_error(resp, 400, "invalid_exclusive_start_key")
+    # NUL in any query parameter is refused before a handler runs (it would reach SQL).
+    check_error(resp, 400, "invalid_query" if "\x00" in key else "invalid_exclusive_start_key")
 
 
 @pytest.mark.parametrize("key", BAD_START_KEYS[:10])

@@ -60,8 +60,8 @@ def test_generated_requests_never_break_the_api(fuzz_target: dict[str, Any]) -> 
         def check(case: Any) -> None:
             nonlocal calls
             params = case.path_parameters or {}
-            if "tenant_id" in params:
-                params["tenant_id"] = keys.tenant_id
+            if "tenantId" in params:
+                params["tenantId"] = keys.tenant_id
             if "coupon_id" in params and calls % 2 == 0:
                 params["coupon_id"] = fuzz_target["coupon"]
             if "group_id" in params and calls % 2 == 0:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from couponry.domain.fields import Problems, check_enum, check_int, check_money, check_text
+from couponry.domain.money import MAX_AMOUNT
 
 LINE_KINDS = (
     "course_session",
@@ -21,6 +22,11 @@ LINE_KINDS = (
 )
 MEMBERSHIP_STATUSES = ("new", "renewal")
 MAX_LINES = 500
+MAX_QUANTITY = 100_000
+# A line's total (unit_price x quantity) and the cart's total stay below MAX_AMOUNT, like every
+# stored amount: then every discount, credit draw and recorded total fits the store (1/10,000
+# units in a 64-bit integer) and a JSON number exactly, and validate and redeem agree.
+MAX_TOTAL = MAX_AMOUNT
 _CART_KEYS = {"code", "user_id", "membership_status", "lines"}
 _LINE_KEYS = {
     "line_id",
@@ -99,6 +105,8 @@ def _lines(raw: Any, problems: Problems) -> list[CartLine]:
             problems.add(f"lines[{index}].line_id", "must be unique within the cart")
         seen.add(line.line_id)
         lines.append(line)
+    if len(lines) == len(raw) and sum(line.total for line in lines) >= MAX_TOTAL:
+        problems.add("lines", f"the cart's total must be less than {MAX_TOTAL}")
     return lines
 
 
@@ -127,9 +135,13 @@ def _line(item: Any, where: str, problems: Problems) -> CartLine | None:
                     group_ids.append(text)
     price = check_money(item.get("unit_price"), f"{where}.unit_price", problems, positive=False)
     quantity = check_int(
-        item.get("quantity"), f"{where}.quantity", problems, minimum=1, maximum=100_000
+        item.get("quantity"), f"{where}.quantity", problems, minimum=1, maximum=MAX_QUANTITY
     )
     if len(problems.items) != before:
+        return None
+    assert price is not None and quantity is not None
+    if price * quantity >= MAX_TOTAL:
+        problems.add(f"{where}.quantity", f"unit_price x quantity must be less than {MAX_TOTAL}")
         return None
     assert line_id and kind and item_id and price is not None and quantity is not None
     return CartLine(

@@ -346,12 +346,29 @@ def _check_info(category: Category) -> Any:
     return check
 
 
+MAX_CUSTOM_FIELDS = 100
+
+
+def patched_coupon_problem(document: Any) -> FieldProblem | None:
+    """What a patch may not build even for a moment (checked after each operation).
+
+    The whole coupon is checked once the patch is applied; this catches growth early, so a
+    patch that copies the custom fields into themselves stops at the first copy too many.
+    """
+    values = document.get("custom_field_values") if isinstance(document, dict) else None
+    if isinstance(values, list) and len(values) > MAX_CUSTOM_FIELDS:
+        return FieldProblem(
+            "custom_field_values", f"must have at most {MAX_CUSTOM_FIELDS} entries"
+        )
+    return None
+
+
 def _check_custom_fields(value: Any, name: str, problems: Problems) -> list[dict[str, Any]] | None:
     if not isinstance(value, list):
         problems.add(name, "must be an array")
         return None
-    if len(value) > 100:
-        problems.add(name, "must have at most 100 entries")
+    if len(value) > MAX_CUSTOM_FIELDS:
+        problems.add(name, f"must have at most {MAX_CUSTOM_FIELDS} entries")
         return None
     before = len(problems.items)
     clean: list[dict[str, Any]] = []

@@ -154,9 +154,10 @@ def parse_instant(text: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
+        # OverflowError: an offset can carry the instant past year 9999 or before year 1.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC)
 
 
 def check_instant(value: Any, field: str, problems: Problems) -> datetime | None:

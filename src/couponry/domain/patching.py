@@ -11,19 +11,25 @@ Why not hand the operations straight to `jsonpatch`:
 
 Operations are validated first, then applied one at a time to a private deep copy, so a
 failure part-way through never leaves a half-patched document visible to the caller.
+
+The work a patch can cause is bounded by its size, during application: `copy` can double a
+document with a few bytes of patch, so the document's size is tracked operation by operation
+(refused past `max_size`), and every value the engine walks counts against a work budget
+proportional to the document and the patch. A 2 KB patch of self-copies is refused in
+milliseconds instead of growing a worker to gigabytes.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import jsonpatch
 from jsonpointer import JsonPointerException
 
-from couponry.errors import FieldProblem, InvalidPatch, PatchTestFailed
+from couponry.errors import FieldProblem, InvalidInput, InvalidPatch, PatchTestFailed
 
 OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
 _NEEDS_VALUE = frozenset({"add", "replace", "test"})
@@ -132,6 +138,65 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     return "an array" if isinstance(value, list) else "a non-JSON value"
+
+
+# --- size and work bounds ----------------------------------------------------------------
+
+# The largest document a patch may produce, in characters of compact JSON (the body limit).
+MAX_DOCUMENT_SIZE = 1024 * 1024
+# Fixed allowance on top of the work proportional to the document and the patch.
+_WORK_ALLOWANCE = 64 * 1024
+_WORK_FACTOR = 4
+
+
+def json_size(value: Any, limit: int) -> int:
+    """The length of `value` as compact JSON, near enough; stops counting once past `limit`.
+
+    Walks at most about `limit` characters' worth of the value, so measuring a huge value to
+    learn that it is too big costs no more than the limit.
+    """
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, Mapping):
+            size += 2 + len(item)
+            for key, child in item.items():
+                size += len(key) + 3
+                stack.append(child)
+        elif isinstance(item, list):
+            size += 2 + len(item)
+            stack.extend(item)
+        else:
+            size += 5  # numbers, booleans and null: a few characters each
+        if size > limit:
+            return limit + 1
+    return size
+
+
+class _Bounds:
+    """The document's running size and the work done so far, both capped."""
+
+    def __init__(self, document: Any, operations: list[dict[str, Any]], max_size: int) -> None:
+        self.max_size = max_size
+        self.size = json_size(document, max_size)
+        patch_size = sum(json_size(op.get("value"), max_size) for op in operations)
+        self.max_work = _WORK_FACTOR * (self.size + patch_size) + _WORK_ALLOWANCE
+        self.work = 0
+
+    def measure(self, value: Any, where: str) -> int:
+        size = json_size(value, self.max_size)
+        self.work += size
+        if self.work > self.max_work:
+            _invalid(where, f"{where}: the patch does too much work for its size")
+        return size
+
+    def grow(self, by: int, where: str) -> None:
+        self.size += by
+        if self.size > self.max_size:
+            _invalid(where, f"{where}: the patched document would exceed {self.max_size} bytes")
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -271,46 +336,78 @@ def _move(document: Any, op: dict[str, Any], where: str) -> Any:
     return _library_apply(document, addition, where, "move", "path")
 
 
-def _apply_one(document: Any, op: dict[str, Any], where: str) -> Any:
+def _apply_one(document: Any, op: dict[str, Any], where: str, bounds: _Bounds) -> Any:
     name = op["op"]
     if name == "test":
+        bounds.measure(op["value"], where)
         _check_test(document, op, where)
         return document
     if name in _NEEDS_FROM and not _exists(document, _tokens(op["from"])):
         _invalid(f"{where}.from", f"{where}: 'from' {op['from']!r} does not exist")
     if name == "move":
-        return _move(document, op, where)
+        return _move(document, op, where)  # the size does not change
     _check_target(document, name, op["path"], where)
+    if name in ("remove", "replace"):
+        bounds.grow(-bounds.measure(_resolve(document, _tokens(op["path"])), where), where)
+    if name == "copy":
+        # Measured before the library deep-copies it: a copy too big is never made.
+        bounds.grow(bounds.measure(_resolve(document, _tokens(op["from"])), where), where)
+    elif name in ("add", "replace"):
+        bounds.grow(bounds.measure(op["value"], where), where)
     return _library_apply(document, op, where, name, "path")
 
 
-def apply_patch_to_any(document: Any, operations: Any, *, field: str = "patch") -> Any:
+# A check of the document after each operation: the field that grew past what it may hold.
+GrowthCheck = Callable[[Any], FieldProblem | None]
+
+
+def apply_patch_to_any(
+    document: Any,
+    operations: Any,
+    *,
+    field: str = "patch",
+    max_size: int = MAX_DOCUMENT_SIZE,
+    check: GrowthCheck | None = None,
+) -> Any:
     """Apply a JSON Patch to any JSON value (object, array or scalar) and return the result.
 
     Works on a deep copy: `document` is never changed, also when an operation fails. Raises
     InvalidPatch for malformed operations or ones that cannot be applied (missing path,
-    out-of-range index, ...) and PatchTestFailed when a `test` operation does not hold; the
-    error's details name the operation, e.g. `patch[2].path`.
+    out-of-range index, ...), and as soon as the document grows past `max_size` characters of
+    JSON, the work past its budget, or `check` finds a problem; PatchTestFailed when a `test`
+    operation does not hold. The error's details name the operation, e.g. `patch[2].path`.
     """
     ops = validate_patch(operations, field=field)
+    bounds = _Bounds(document, ops, max_size)
+    if bounds.size > max_size:
+        _invalid(field, f"the document to patch is larger than {max_size} bytes")
     try:
         result = copy.deepcopy(document)
     except RecursionError:
         _invalid(field, "the document is too deeply nested to patch")
     for index, op in enumerate(ops):
-        result = _apply_one(result, op, f"{field}[{index}]")
+        where = f"{field}[{index}]"
+        result = _apply_one(result, op, where, bounds)
+        problem = check(result) if check is not None else None
+        if problem is not None:
+            raise InvalidInput(f"{where}: {problem.field} {problem.message}.", [problem])
     return result
 
 
 def apply_patch(
-    document: dict[str, Any], operations: Any, *, field: str = "patch"
+    document: dict[str, Any],
+    operations: Any,
+    *,
+    field: str = "patch",
+    max_size: int = MAX_DOCUMENT_SIZE,
+    check: GrowthCheck | None = None,
 ) -> dict[str, Any]:
     """Apply a JSON Patch to a JSON object and return the patched copy.
 
     Like `apply_patch_to_any`, and the result must still be a JSON object (InvalidPatch
     otherwise, e.g. after replacing the root with an array).
     """
-    result = apply_patch_to_any(document, operations, field=field)
+    result = apply_patch_to_any(document, operations, field=field, max_size=max_size, check=check)
     if not isinstance(result, dict):
         _invalid(field, f"{field} must leave a JSON object, not {_json_type(result)}")
     return result

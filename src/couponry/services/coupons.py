@@ -19,6 +19,7 @@ from couponry.domain.coupons import (
     generate_code,
     normalise_code,
     parse_coupon_input,
+    patched_coupon_problem,
     remaining_after_change,
 )
 from couponry.domain.paging import Page, new_id
@@ -174,7 +175,7 @@ def patch_coupon(
     _refuse_read_only_targets(operations)
     with db.transaction() as conn:
         current = _current(conn, tenant.id, coupon_id, if_match, None)
-        patched = apply_patch(coupon_view(current), operations)
+        patched = apply_patch(coupon_view(current), operations, check=patched_coupon_problem)
         draft = parse_coupon_input(patched, creating=False)
         return _write(conn, tenant, actor_id, current, draft, now)
 

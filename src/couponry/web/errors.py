@@ -24,6 +24,7 @@ STATUS_BY_KIND: dict[type[e.CouponryError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.PayloadTooLarge: 413,
+    e.Unavailable: 503,
     e.UnsupportedMediaType: 415,
     e.InvalidInput: 422,
     e.Rejected: 422,
@@ -65,6 +66,7 @@ EDUBRITE_STATUS = {
     1011: 409,
 }
 EDUBRITE_INTERNAL = 1000  # not in SPEC's table: an unexpected failure, shown without internals
+RETRY_AFTER = {"Retry-After": "1"}  # with every 503: the database is expected back soon
 
 
 def edubrite_code_for(error: e.CouponryError) -> int:
@@ -99,6 +101,8 @@ def envelope(code: str, message: str, details: list[e.FieldProblem]) -> dict[str
 def error_response(error: e.CouponryError) -> Response:
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = RETRY_AFTER
     if status == 500:
         return internal_error_response()
     return json_response(envelope(error.code, error.message, error.details), status, headers)
@@ -112,6 +116,13 @@ def internal_error_response() -> Response:
     )
 
 
+def render_error(request: Request, error: e.CouponryError) -> Response:
+    """The error in the request's dialect."""
+    if _edubrite(request):
+        return edubrite_error_response(request, error)
+    return error_response(error)
+
+
 def _edubrite(request: Request) -> bool:
     return request.url.path.startswith("/oltpublish/")
 
@@ -120,7 +131,10 @@ def edubrite_error_response(request: Request, error: e.CouponryError) -> Respons
     """The EduBrite envelope: missing parameters first, each problem its own message."""
     code = edubrite_code_for(error)
     status = EDUBRITE_STATUS.get(code, 500)
-    if code == EDUBRITE_INTERNAL:
+    headers = None
+    if isinstance(error, e.Unavailable):
+        status, headers, msgs = 503, RETRY_AFTER, [(str(code), error.message)]
+    elif code == EDUBRITE_INTERNAL:
         msgs = [(str(code), "Something went wrong on our side; it has been logged.")]
     elif error.details:
         ordered = sorted(error.details, key=lambda d: not d.missing)
@@ -136,16 +150,14 @@ def edubrite_error_response(request: Request, error: e.CouponryError) -> Respons
     else:
         msgs = [(str(code), error.message)]
     as_xml = getattr(request.state, "edubrite_xml", True)
-    return reply(as_xml=as_xml, code=code, status=status, msgs=msgs)
+    return reply(as_xml=as_xml, code=code, status=status, msgs=msgs, headers=headers)
 
 
 async def _on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.CouponryError)
     if status_for(exc) == 500:
         log.error("unexpected domain error", exc_info=exc, extra=_rid(request))
-    if _edubrite(request):
-        return edubrite_error_response(request, exc)
-    return error_response(exc)
+    return render_error(request, exc)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
@@ -171,13 +183,6 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     return json_response(envelope("invalid_query", "The request is malformed.", details), 400)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc, extra=_rid(request))
-    if _edubrite(request):
-        return edubrite_error_response(request, e.CouponryError())
-    return internal_error_response()
-
-
 def _rid(request: Request) -> dict[str, str]:
     return {"request_id": str(getattr(request.state, "request_id", ""))}
 
@@ -186,4 +191,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(e.CouponryError, _on_domain_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(Exception, _on_unexpected)

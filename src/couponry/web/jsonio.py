@@ -37,7 +37,13 @@ def _encode(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, default=_encode, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(value, default=_encode, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate got this far (refusals are made `visible`, so this is a last line):
+        # JSON's \uXXXX escapes carry it, where UTF-8 cannot.
+        return json.dumps(value, default=_encode, separators=(",", ":")).encode()
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

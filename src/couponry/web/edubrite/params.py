@@ -57,6 +57,11 @@ DISPATCH_PARAMS: dict[str, set[str]] = {
 READ_DISPATCHES = {"getCoupon", "listCoupons"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLIS = re.compile(r"^-?[0-9]{1,15}$")
+# What a datetime can hold (years 1 to 9999); the domain then asks for 1971 to 9998.
+_MIN_MILLIS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_MAX_MILLIS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+)
 _COUNT = re.compile(r"^[0-9]{1,10}$")
 
 
@@ -171,7 +176,11 @@ def _convert(param: str, raw: str, problems: Problems) -> Any:
         if not _MILLIS.match(text):
             problems.add(param, "must be epoch milliseconds, such as 1495163497116")
             return None
-        return format_instant(_EPOCH + timedelta(milliseconds=int(text)))
+        millis = int(text)
+        if not _MIN_MILLIS <= millis <= _MAX_MILLIS:
+            problems.add(param, "must be between 1971 and 9998")
+            return None
+        return format_instant(_EPOCH + timedelta(milliseconds=millis))
     if param == "valueCount":
         if not _COUNT.match(text):
             problems.add(param, "must be a positive whole number")

@@ -24,6 +24,7 @@ from couponry.store.db import Database
 from couponry.web.auth import key_from_header
 from couponry.web.edubrite import params as p
 from couponry.web.edubrite.xml import CREATED, DELETED, UPDATED, CouponPage, reply
+from couponry.web.guard import unsafe_parameter
 from couponry.web.jsonio import read_body
 from couponry.web.rest.params import in_thread
 
@@ -58,6 +59,9 @@ async def _params(request: Request) -> dict[str, str]:
             )
         except (UnicodeDecodeError, ValueError):
             raise _bad("body", "is not form-encoded UTF-8") from None
+    unsafe = unsafe_parameter(pairs)
+    if unsafe is not None:
+        raise _bad(unsafe, "must not contain control characters or invalid Unicode")
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
@@ -92,7 +96,9 @@ async def connect(request: Request) -> Response:
     as_xml = request.state.edubrite_xml
     if not username and not password:
         response = reply(as_xml=as_xml)
-        response.set_cookie(SESSION_ID, new_token(), path="/", httponly=True, secure=secure)
+        response.set_cookie(
+            SESSION_ID, new_token(), path="/", httponly=True, secure=secure, samesite="lax"
+        )
         return response
     if not username or not password:
         raise Unauthorized("Send both username and password.")
@@ -133,9 +139,30 @@ async def coupon_service(request: Request) -> Response:
     return await in_thread(work)
 
 
+def session_cookies(request: Request) -> dict[str, str]:
+    """Cookies from every Cookie header, whatever the installed Starlette reads.
+
+    EduBrite's Java client (commons-httpclient 3.0, RFC 2109 policy) sends each cookie in a
+    header of its own, `Cookie: $Version=0; SESSION_ID=...; $Path=/`. Attributes (`$...`)
+    are not cookies; a quoted value loses its quotes.
+    """
+    cookies: dict[str, str] = {}
+    for header in request.headers.getlist("cookie"):
+        for chunk in header.split(";"):
+            name, _, value = chunk.strip().partition("=")
+            name, value = name.strip(), value.strip()
+            if not name or name.startswith("$"):
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            cookies.setdefault(name, value)
+    return cookies
+
+
 def _principal(request: Request) -> Principal:
-    session_id = request.cookies.get(SESSION_ID)
-    session_info = request.cookies.get(SESSION_INFO)
+    cookies = session_cookies(request)
+    session_id = cookies.get(SESSION_ID)
+    session_info = cookies.get(SESSION_INFO)
     if session_id is not None or session_info is not None:
         return session_principal(
             _db(request), session_id=session_id, session_info=session_info, now=_now()

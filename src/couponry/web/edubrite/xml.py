@@ -1,12 +1,12 @@
 """EduBrite replies: the `<response code="...">` envelope in XML (default) or JSON (`xml=false`).
 
-Every text a caller could influence goes in CDATA, split where it contains `]]>`; attribute
-values are escaped; control characters never reach here (the domain refuses them).
+Every text a caller could influence goes in CDATA, split where it contains `]]>`, with any
+character XML cannot carry shown as `\\uXXXX` (the domain refuses them in stored values, but
+refusals echo parameter names and values as sent); attribute values are escaped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +16,9 @@ from xml.sax.saxutils import quoteattr
 from starlette.responses import Response
 
 from couponry.domain.coupons import Coupon
+from couponry.errors import printable
 from couponry.web.edubrite.params import edubrite_view, plain_decimal
+from couponry.web.jsonio import dumps
 
 XML_TYPE = "text/xml; charset=utf-8"
 JSON_TYPE = "application/json"
@@ -45,7 +47,8 @@ def cdata(text: str) -> str:
     inside CDATA, and the text must come back as it was sent.
     """
     return "&#13;".join(
-        "<![CDATA[" + part.replace("]]>", "]]]]><![CDATA[>") + "]]>" for part in text.split("\r")
+        "<![CDATA[" + part.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+        for part in printable(text).split("\r")
     )
 
 
@@ -123,5 +126,5 @@ def reply(
             "pageSize": page.page_size,
             "coupon": [_coupon_json(c) for c in page.coupons],
         }
-    body_bytes = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body_bytes = dumps(doc)
     return Response(body_bytes, status, headers=headers, media_type=JSON_TYPE)

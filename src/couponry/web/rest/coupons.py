@@ -47,14 +47,14 @@ def _coupon_reply(coupon: Coupon, status: int = 200) -> Response:
 
 
 @router.post(
-    "/{tenant_id}",
+    "/{tenantId}",
     status_code=201,
     response_model=None,
     responses={201: {"model": CouponRead}, **errors_doc(*_AUTH_ERRORS, 404, 409, 413, 415, 422)},
     openapi_extra=body_doc(CouponWrite),
     summary="Create a coupon",
 )
-async def create_coupon(request: Request, tenant_id: str) -> Response:
+async def create_coupon(request: Request, tenant_id: p.TenantId) -> Response:
     raw = await read_body(request)
 
     def work() -> Coupon:
@@ -68,14 +68,14 @@ async def create_coupon(request: Request, tenant_id: str) -> Response:
 
 
 @router.get(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=None,
     responses={200: {"model": list[CouponPartial]}, **errors_doc(*_AUTH_ERRORS)},
     summary="Scan coupons, oldest first (keyset pages)",
 )
 async def scan_coupons(
     request: Request,
-    tenant_id: str,
+    tenant_id: p.TenantId,
     limit: str | None = Query(None, description="1-1000, default 100"),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     fields: str | None = Query(None, description="comma-separated top-level fields"),
@@ -110,13 +110,13 @@ async def scan_coupons(
 
 
 @router.post(
-    "/{tenant_id}/batch",
+    "/{tenantId}/batch",
     response_model=None,
     responses={200: {"model": BatchResponse}, **errors_doc(*_AUTH_ERRORS, 413, 415, 422)},
     openapi_extra=body_doc(BatchRequest),
     summary="Run 1-100 independent operations",
 )
-async def batch(request: Request, tenant_id: str) -> Response:
+async def batch(request: Request, tenant_id: p.TenantId) -> Response:
     raw = await read_body(request)
 
     def work() -> list[svc.BatchResult]:
@@ -150,14 +150,14 @@ def _batch_item(result: svc.BatchResult) -> dict[str, Any]:
 
 
 @router.get(
-    "/{tenant_id}/{coupon_id}",
+    "/{tenantId}/{coupon_id}",
     response_model=None,
     responses={200: {"model": CouponRead}, **errors_doc(*_AUTH_ERRORS, 404)},
     summary="Get one coupon",
 )
 async def get_coupon(
     request: Request,
-    tenant_id: str,
+    tenant_id: p.TenantId,
     coupon_id: str,
     fields: str | None = Query(None),
     consistent_read: str | None = Query(None, alias="consistentRead"),
@@ -183,13 +183,13 @@ async def get_coupon(
 
 
 @router.put(
-    "/{tenant_id}/{coupon_id}",
+    "/{tenantId}/{coupon_id}",
     response_model=None,
     responses={200: {"model": CouponRead}, **errors_doc(*_AUTH_ERRORS, 404, 409, 413, 415, 422)},
     openapi_extra=body_doc(CouponWrite),
     summary="Replace a coupon's writable fields",
 )
-async def put_coupon(request: Request, tenant_id: str, coupon_id: str) -> Response:
+async def put_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
     raw = await read_body(request)
 
     def work() -> Coupon:
@@ -210,13 +210,13 @@ async def put_coupon(request: Request, tenant_id: str, coupon_id: str) -> Respon
 
 
 @router.patch(
-    "/{tenant_id}/{coupon_id}",
+    "/{tenantId}/{coupon_id}",
     response_model=None,
     responses={200: {"model": CouponRead}, **errors_doc(*_AUTH_ERRORS, 404, 409, 413, 415, 422)},
     openapi_extra=patch_doc(),
     summary="Apply an RFC 6902 JSON Patch atomically",
 )
-async def patch_coupon(request: Request, tenant_id: str, coupon_id: str) -> Response:
+async def patch_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
     raw = await read_body(request)
 
     def work() -> Coupon:
@@ -237,12 +237,12 @@ async def patch_coupon(request: Request, tenant_id: str, coupon_id: str) -> Resp
 
 
 @router.delete(
-    "/{tenant_id}/{coupon_id}",
+    "/{tenantId}/{coupon_id}",
     response_model=None,
     responses={200: {"model": str}, **errors_doc(*_AUTH_ERRORS, 404, 409)},
     summary="Soft-delete a coupon",
 )
-async def delete_coupon(request: Request, tenant_id: str, coupon_id: str) -> Response:
+async def delete_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
     def work() -> None:
         who = require(request, tenant_id, ADMIN)
         svc.delete_coupon(

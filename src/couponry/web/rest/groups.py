@@ -37,14 +37,14 @@ def _reply(group: Group, status: int = 200) -> Response:
 
 
 @router.post(
-    "/{tenant_id}",
+    "/{tenantId}",
     status_code=201,
     response_model=None,
     responses={201: {"model": GroupRead}, **errors_doc(*_AUTH, 409, 413, 415, 422)},
     openapi_extra=body_doc(GroupWrite),
     summary="Create a group",
 )
-async def create_group(request: Request, tenant_id: str) -> Response:
+async def create_group(request: Request, tenant_id: p.TenantId) -> Response:
     raw = await read_body(request)
 
     def work() -> Group:
@@ -56,14 +56,14 @@ async def create_group(request: Request, tenant_id: str) -> Response:
 
 
 @router.get(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=None,
     responses={200: {"model": list[GroupRead]}, **errors_doc(*_AUTH)},
     summary="List groups oldest first, or the children of parent_id",
 )
 async def list_groups(
     request: Request,
-    tenant_id: str,
+    tenant_id: p.TenantId,
     parent_id: str | None = Query(None),
     limit: str | None = Query(None),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
@@ -83,12 +83,14 @@ async def list_groups(
 
 
 @router.get(
-    "/{tenant_id}/resolve",
+    "/{tenantId}/resolve",
     response_model=None,
     responses={200: {"model": GroupRead}, **errors_doc(*_AUTH, 404, 409, 422)},
     summary="Resolve a group path to exactly one group",
 )
-async def resolve(request: Request, tenant_id: str, path: str | None = Query(None)) -> Response:
+async def resolve(
+    request: Request, tenant_id: p.TenantId, path: str | None = Query(None)
+) -> Response:
     def work() -> Group:
         require(request, tenant_id, READ)
         if path is None:
@@ -99,12 +101,12 @@ async def resolve(request: Request, tenant_id: str, path: str | None = Query(Non
 
 
 @router.get(
-    "/{tenant_id}/{group_id}",
+    "/{tenantId}/{group_id}",
     response_model=None,
     responses={200: {"model": GroupRead}, **errors_doc(*_AUTH, 404)},
     summary="Get one group",
 )
-async def get_group(request: Request, tenant_id: str, group_id: str) -> Response:
+async def get_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
     def work() -> Group:
         require(request, tenant_id, READ)
         return svc.get_group(_db(request), tenant_id=tenant_id, group_id=group_id)
@@ -113,13 +115,13 @@ async def get_group(request: Request, tenant_id: str, group_id: str) -> Response
 
 
 @router.put(
-    "/{tenant_id}/{group_id}",
+    "/{tenantId}/{group_id}",
     response_model=None,
     responses={200: {"model": GroupRead}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
     openapi_extra=body_doc(GroupWrite),
     summary="Replace a group's name, code and parent",
 )
-async def put_group(request: Request, tenant_id: str, group_id: str) -> Response:
+async def put_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
     raw = await read_body(request)
 
     def work() -> Group:
@@ -139,12 +141,12 @@ async def put_group(request: Request, tenant_id: str, group_id: str) -> Response
 
 
 @router.delete(
-    "/{tenant_id}/{group_id}",
+    "/{tenantId}/{group_id}",
     response_model=None,
     responses={200: {"model": str}, **errors_doc(*_AUTH, 404, 409)},
     summary="Delete a group without children that no active coupon uses",
 )
-async def delete_group(request: Request, tenant_id: str, group_id: str) -> Response:
+async def delete_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
     def work() -> None:
         require(request, tenant_id, ADMIN)
         svc.delete_group(_db(request), tenant_id=tenant_id, group_id=group_id)
@@ -154,12 +156,12 @@ async def delete_group(request: Request, tenant_id: str, group_id: str) -> Respo
 
 
 @router.get(
-    "/{tenant_id}/{group_id}/members",
+    "/{tenantId}/{group_id}/members",
     response_model=None,
     responses={200: {"model": list[MemberRead]}, **errors_doc(*_AUTH, 404)},
     summary="A group's members",
 )
-async def list_members(request: Request, tenant_id: str, group_id: str) -> Response:
+async def list_members(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
     def work() -> list[dict[str, object]]:
         require(request, tenant_id, READ)
         members = svc.list_members(_db(request), tenant_id=tenant_id, group_id=group_id)
@@ -169,7 +171,7 @@ async def list_members(request: Request, tenant_id: str, group_id: str) -> Respo
 
 
 @router.put(
-    "/{tenant_id}/{group_id}/members/{user_id}",
+    "/{tenantId}/{group_id}/members/{user_id}",
     response_model=None,
     responses={
         200: {"model": MemberRead},
@@ -179,7 +181,9 @@ async def list_members(request: Request, tenant_id: str, group_id: str) -> Respo
     openapi_extra=body_doc(MemberWrite),
     summary="Add (201) or change (200) a membership",
 )
-async def put_member(request: Request, tenant_id: str, group_id: str, user_id: str) -> Response:
+async def put_member(
+    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str
+) -> Response:
     raw = await read_body(request)
 
     def work() -> Response:
@@ -199,12 +203,14 @@ async def put_member(request: Request, tenant_id: str, group_id: str, user_id: s
 
 
 @router.delete(
-    "/{tenant_id}/{group_id}/members/{user_id}",
+    "/{tenantId}/{group_id}/members/{user_id}",
     response_model=None,
     responses={200: {"model": str}, **errors_doc(*_AUTH, 404)},
     summary="Remove a membership",
 )
-async def delete_member(request: Request, tenant_id: str, group_id: str, user_id: str) -> Response:
+async def delete_member(
+    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str
+) -> Response:
     def work() -> None:
         require(request, tenant_id, ADMIN)
         svc.delete_member(_db(request), tenant_id=tenant_id, group_id=group_id, user_id=user_id)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -15,6 +16,8 @@ from couponry.domain.paging import DEFAULT_PAGE, MAX_PAGE, decode_start_key, enc
 from couponry.errors import FieldProblem, InvalidFields, InvalidQuery
 
 T = TypeVar("T")
+# The tenant in every REST path, named as SPEC 4 and Rhythm's documents name it.
+TenantId = Annotated[str, Path(alias="tenantId", description="The tenant's id")]
 _DIGITS = re.compile("[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts superscripts
 
 
@@ -84,8 +87,10 @@ def next_page_headers(request: Request, last_seq: int | None) -> dict[str, str]:
     if last_seq is None:
         return {}
     key = encode_start_key(last_seq)
+    # A relative reference (RFC 8288 resolves it against the request's URL): the Host header
+    # is the client's to choose, so it never goes into a link we hand out.
     url = request.url.include_query_params(exclusiveStartKey=key)
-    return {"X-Exclusive-Start-Key": key, "Link": f'<{url}>; rel="next"'}
+    return {"X-Exclusive-Start-Key": key, "Link": f'<{url.path}?{url.query}>; rel="next"'}
 
 
 def _bad(field: str, message: str) -> InvalidQuery:

@@ -103,13 +103,13 @@ def _db(request: Request) -> Database:
 
 
 @coupon_router.post(
-    "/{tenant_id}/validate",
+    "/{tenantId}/validate",
     response_model=None,
     responses={200: {"model": ValidationDoc}, **errors_doc(*_AUTH, 413, 415, 422)},
     openapi_extra=body_doc(CartDoc),
     summary="What a code takes off a cart, changing nothing",
 )
-async def validate(request: Request, tenant_id: str) -> Response:
+async def validate(request: Request, tenant_id: p.TenantId) -> Response:
     raw = await read_body(request)
 
     def work() -> dict[str, Any]:
@@ -139,7 +139,7 @@ def _validation_view(result: svc.Validation, tenant: Tenant, doc: Any) -> dict[s
 
 
 @router.post(
-    "/{tenant_id}",
+    "/{tenantId}",
     status_code=201,
     response_model=None,
     responses={201: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
@@ -148,7 +148,7 @@ def _validation_view(result: svc.Validation, tenant: Tenant, doc: Any) -> dict[s
 )
 async def redeem(
     request: Request,
-    tenant_id: str,
+    tenant_id: p.TenantId,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Response:
     raw = await read_body(request)
@@ -193,14 +193,14 @@ def _outcome(reply: svc.Reply) -> str:
 
 
 @router.get(
-    "/{tenant_id}",
+    "/{tenantId}",
     response_model=None,
     responses={200: {"model": list[RedemptionDoc]}, **errors_doc(*_AUTH)},
     summary="Redemptions, oldest first (keyset pages)",
 )
 async def list_redemptions(
     request: Request,
-    tenant_id: str,
+    tenant_id: p.TenantId,
     limit: str | None = Query(None),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     coupon_id: str | None = Query(None),
@@ -230,12 +230,12 @@ async def list_redemptions(
 
 
 @router.get(
-    "/{tenant_id}/{redemption_id}",
+    "/{tenantId}/{redemption_id}",
     response_model=None,
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404)},
     summary="One redemption",
 )
-async def get_redemption(request: Request, tenant_id: str, redemption_id: str) -> Response:
+async def get_redemption(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
     def work() -> dict[str, Any]:
         who = require(request, tenant_id, READ)
         found = svc.get_redemption(_db(request), tenant_id=tenant_id, redemption_id=redemption_id)
@@ -282,32 +282,32 @@ def _approver(doc: Any) -> str:
 
 
 @router.post(
-    "/{tenant_id}/{redemption_id}/approve",
+    "/{tenantId}/{redemption_id}/approve",
     response_model=None,
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
     openapi_extra=body_doc(ApproverDoc),
     summary="pending_approval -> applied (group effects happen now)",
 )
-async def approve(request: Request, tenant_id: str, redemption_id: str) -> Response:
+async def approve(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
     return await _transition(request, tenant_id, redemption_id, "approve", ADMIN)
 
 
 @router.post(
-    "/{tenant_id}/{redemption_id}/reject",
+    "/{tenantId}/{redemption_id}/reject",
     response_model=None,
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409, 413, 415, 422)},
     openapi_extra=body_doc(ApproverDoc),
     summary="pending_approval -> rejected (use and credit released)",
 )
-async def reject(request: Request, tenant_id: str, redemption_id: str) -> Response:
+async def reject(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
     return await _transition(request, tenant_id, redemption_id, "reject", ADMIN)
 
 
 @router.post(
-    "/{tenant_id}/{redemption_id}/rollback",
+    "/{tenantId}/{redemption_id}/rollback",
     response_model=None,
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409)},
     summary="applied -> rolled_back (use and credit come back)",
 )
-async def rollback(request: Request, tenant_id: str, redemption_id: str) -> Response:
+async def rollback(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
     return await _transition(request, tenant_id, redemption_id, "rollback", CHECKOUT)
