@@ -11,10 +11,11 @@ from couponry.domain.patching import (
     apply_patch,
     apply_patch_to_any,
     json_equal,
+    json_size,
     touched_paths,
     validate_patch,
 )
-from couponry.errors import InvalidPatch, PatchTestFailed
+from couponry.errors import FieldProblem, InvalidInput, InvalidPatch, PatchTestFailed
 
 COUPON: dict[str, Any] = {
     "id": "c-1",
@@ -359,3 +360,82 @@ def test_validate_patch_keeps_only_rfc_members() -> None:
     assert validate_patch([{"op": "copy", "from": "/a", "path": "/b", "value": 1, "extra": 2}]) == [
         {"op": "copy", "path": "/b", "from": "/a"}
     ]
+
+
+# --- the work a patch may cause is bounded by its size (issue 8) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, [], "", "abc", 12, None, True, {"a": [1, "x", {"b": None}]}, ["é" * 10, {"k": "v"}]],
+)
+def test_json_size_is_close_to_the_compact_json_length(value: object) -> None:
+    import json
+
+    exact = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    assert exact <= json_size(value, 10_000) <= exact + 8
+
+
+def test_json_size_stops_counting_past_its_limit() -> None:
+    huge = ["x" * 100] * 100_000
+    assert json_size(huge, 1_000) == 1_001
+
+
+def test_a_document_may_not_grow_past_the_size_limit() -> None:
+    doc = {"a": "x" * 600_000}
+    with pytest.raises(InvalidPatch) as refused:
+        apply_patch(doc, [{"op": "add", "path": "/b", "value": "y" * 600_000}])
+    assert refused.value.details[0].field == "patch[0]"
+    assert "exceed" in refused.value.details[0].message
+    assert set(doc) == {"a"}
+
+
+def test_a_smaller_limit_is_honoured() -> None:
+    with pytest.raises(InvalidPatch):
+        apply_patch({"a": 1}, [{"op": "add", "path": "/b", "value": "y" * 200}], max_size=100)
+    assert apply_patch({"a": 1}, [{"op": "add", "path": "/b", "value": "y"}], max_size=100) == {
+        "a": 1,
+        "b": "y",
+    }
+
+
+def test_copy_and_remove_cycles_run_out_of_work() -> None:
+    # Each cycle copies and removes 100 KB: the document never grows, the work does.
+    doc = {"big": "x" * 100_000}
+    cycle = [
+        {"op": "copy", "from": "/big", "path": "/twin"},
+        {"op": "remove", "path": "/twin"},
+    ]
+    with pytest.raises(InvalidPatch) as refused:
+        apply_patch(doc, cycle * 50)
+    assert "too much work" in refused.value.details[0].message
+
+
+def test_replace_frees_the_size_it_replaces() -> None:
+    # 700 KB replaced by 700 KB, three times: never more than 1 MiB at once.
+    doc = {"a": "x" * 700_000}
+    ops = [{"op": "replace", "path": "/a", "value": c * 700_000} for c in "yzw"]
+    assert apply_patch(doc, ops)["a"][0] == "w"
+
+
+def test_ordinary_patches_are_untouched_by_the_bounds() -> None:
+    doc = {"custom_field_values": [{"custom_field_id": f"f{i}"} for i in range(40)], "n": 1}
+    ops = [
+        {"op": "copy", "from": "/custom_field_values/0", "path": "/custom_field_values/-"},
+        {"op": "move", "from": "/n", "path": "/m"},
+        {"op": "test", "path": "/m", "value": 1},
+    ]
+    result = apply_patch(doc, ops)
+    assert len(result["custom_field_values"]) == 41 and result["m"] == 1
+
+
+def test_a_growth_check_names_its_field_and_the_operation() -> None:
+    def at_most_two(document: object) -> FieldProblem | None:
+        assert isinstance(document, dict)
+        return FieldProblem("items", "must have at most 2") if len(document["items"]) > 2 else None
+
+    ops = [{"op": "add", "path": "/items/-", "value": i} for i in range(3)]
+    with pytest.raises(InvalidInput) as refused:
+        apply_patch({"items": [0]}, ops, check=at_most_two)
+    assert refused.value.details == [FieldProblem("items", "must have at most 2")]
+    assert refused.value.message.startswith("patch[1]")
