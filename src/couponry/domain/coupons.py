@@ -357,9 +357,7 @@ def patched_coupon_problem(document: Any) -> FieldProblem | None:
     """
     values = document.get("custom_field_values") if isinstance(document, dict) else None
     if isinstance(values, list) and len(values) > MAX_CUSTOM_FIELDS:
-        return FieldProblem(
-            "custom_field_values", f"must have at most {MAX_CUSTOM_FIELDS} entries"
-        )
+        return FieldProblem("custom_field_values", f"must have at most {MAX_CUSTOM_FIELDS} entries")
     return None
 
 
