@@ -85,7 +85,7 @@ def test_a_user_session_end_to_end(database_url: str) -> None:
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "invalid_credentials"
         metrics = httpx.get(f"{base}/metrics").text
-        route = 'route="/coupons/{tenant_id}/{coupon_id}"'
+        route = 'route="/coupons/{tenantId}/{coupon_id}"'
         assert f'couponry_http_requests_total{{method="PUT",{route},status="409"}} 11.0' in metrics
 
 
