@@ -74,7 +74,6 @@ def serving(database_url: str) -> Iterator[str]:
 
 
 def measure(
-    admin_url: str,
     spread: int,
     make_db: Callable[[str], str],
     wrk: Callable[[str, str, dict[str, str], int | None], dict[str, float]],

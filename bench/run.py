@@ -33,6 +33,7 @@ WRK_DIR = BENCH / "wrk"
 PGBENCH_DIR = BENCH / "pgbench"
 sys.path.insert(0, str(BENCH))
 
+import reference  # noqa: E402
 from bulk import bulk_load_coupons, scan_keys  # noqa: E402
 from report import write_report  # noqa: E402
 
@@ -210,16 +211,16 @@ def pgbench(database_url: str, script: str, settings: Settings) -> dict[str, flo
 # --- setup --------------------------------------------------------------------------------
 
 
-def fresh_postgres() -> str:
+def fresh_postgres(name: str = BENCH_DB) -> str:
     admin = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     from sqlalchemy import create_engine, text
 
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def fresh_sqlite() -> str:
@@ -464,12 +465,40 @@ def scale(backend: str, database_url: str, settings: Settings) -> list[Result]:
     return results
 
 
+# The hot paths of issue 9, each against the same scenario of the reference peer.
+REFERENCE_SCENARIOS = ("hello", "get", "redeem_spread", "redeem_hot")
+
+
+def reference_results(settings: Settings) -> list[Result]:
+    """The lean reference on its own database, same wrk settings; nothing if it is absent."""
+    if not reference.available():
+        print(f"  reference peer not found at {reference.PEER}: not measured", flush=True)
+        return []
+
+    def drive(base: str, script: str, env: dict[str, str], seconds: int | None) -> dict[str, float]:
+        return wrk(base, script, settings, env, seconds=seconds)
+
+    figures = reference.measure(settings.spread, fresh_postgres, drive, settings.warmup)
+    return [Result("reference", name, **values) for name, values in figures.items()]
+
+
+def compare_with_reference(results: list[Result]) -> None:
+    """PostgreSQL's hot paths are measured against the reference when it ran."""
+    measured = {r.scenario for r in results if r.backend == "reference"}
+    for r in results:
+        if r.backend == "postgres" and r.scenario in REFERENCE_SCENARIOS and r.scenario in measured:
+            r.baseline = f"reference:{r.scenario}"
+
+
 def attach_baselines(results: list[Result]) -> None:
     by_name = {(r.backend, r.scenario): r for r in results}
     for r in results:
         if not r.baseline:
             continue
-        base = by_name.get((r.backend, r.baseline)) or by_name.get(("postgres", r.baseline))
+        if r.baseline.startswith("reference:"):
+            base = by_name.get(("reference", r.baseline.split(":", 1)[1]))
+        else:
+            base = by_name.get((r.backend, r.baseline)) or by_name.get(("postgres", r.baseline))
         if base is None or not base.rps:
             continue
         r.baseline_rps = base.rps
@@ -528,6 +557,7 @@ def main() -> None:
         url = fresh_postgres()
         print("PostgreSQL", flush=True)
         results += run_backend("postgres", url, settings)
+        results += reference_results(settings)
         results += pgbench_baselines(url, settings)
         results += scale("postgres", url, settings)
     if args.only in (None, "sqlite"):
@@ -536,6 +566,7 @@ def main() -> None:
         results += run_backend("sqlite", url, settings)
         if not args.quick:
             results += scale("sqlite", url, settings)
+    compare_with_reference(results)
     attach_baselines(results)
     elapsed = time.monotonic() - started
     doc = {

@@ -102,6 +102,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for test_client in _clients.values():
+        test_client.__exit__(None, None, None)  # type: ignore[attr-defined]
+    _clients.clear()
     for database in _databases.values():
         database.dispose()
     _databases.clear()
@@ -203,7 +206,11 @@ def client(db: Database, database_url: str):  # type: ignore[no-untyped-def]
 
     if database_url not in _clients:
         app = create_app(Settings(database_url=database_url), db)
-        _clients[database_url] = TestClient(app, raise_server_exceptions=False)
+        test_client = TestClient(app, raise_server_exceptions=False)
+        # Entered once: every request of the run shares one event loop, as in a worker (the
+        # asyncpg pool belongs to the loop that made it).
+        test_client.__enter__()
+        _clients[database_url] = test_client
     return _clients[database_url]
 
 

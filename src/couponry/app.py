@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from couponry.config import Settings
+from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
 from couponry.web.edubrite import routes as edubrite
@@ -39,14 +40,22 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
 
+    adb = AsyncDatabase(
+        settings.database_url,
+        pool_size=settings.pool_size,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await adb.close()
         if db is None:
             database.dispose()
 
     app = FastAPI(title="couponry", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.db = database
+    app.state.adb = adb
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestGuard)

@@ -24,7 +24,7 @@ from couponry.domain.coupons import (
 )
 from couponry.domain.paging import Page, new_id
 from couponry.domain.patching import apply_patch, touched_paths
-from couponry.domain.tenants import Tenant
+from couponry.domain.tenants import Tenant, split_key
 from couponry.errors import (
     BatchTooLarge,
     CodeTaken,
@@ -33,6 +33,7 @@ from couponry.errors import (
     CouponryError,
     FieldProblem,
     IdMismatch,
+    InvalidCredentials,
     InvalidInput,
     InvalidPatch,
     UnknownField,
@@ -40,8 +41,11 @@ from couponry.errors import (
     VersionConflict,
 )
 from couponry.services.references import resolve_coupon_references
+from couponry.services.tenants import Principal, principal_of
+from couponry.store.async_db import AsyncDatabase
 from couponry.store.coupon_repo import CouponRepository, code_taken
 from couponry.store.db import Database
+from couponry.store.hot_reads import key_with_coupon
 
 log = logging.getLogger("couponry.services.coupons")
 MAX_BATCH = 100
@@ -94,6 +98,24 @@ def get_coupon(db: Database, *, tenant_id: str, coupon_id: str, consistent: bool
     if coupon is None:
         raise CouponNotFound()
     return coupon
+
+
+async def read_coupon(
+    adb: AsyncDatabase, *, key: str, tenant_id: str, coupon_id: str
+) -> tuple[Principal, Coupon | None]:
+    """Who is calling, and the live coupon (None if there is none), in one round trip.
+
+    InvalidCredentials as `authenticate` decides; the caller checks the principal's access
+    before it looks at the coupon.
+    """
+    parts = split_key(key)
+    if parts is None:
+        raise InvalidCredentials("The API key is malformed.")
+    found = await key_with_coupon(adb, key_id=parts[0], tenant_id=tenant_id, coupon_id=coupon_id)
+    if found is None:
+        raise InvalidCredentials("Unknown API key.")
+    record, tenant, coupon = found
+    return principal_of(record, tenant, secret=parts[1]), coupon
 
 
 def get_coupon_by_code(db: Database, *, tenant_id: str, code: str) -> Coupon:

@@ -116,7 +116,11 @@ def authenticate_parts(db: Database, *, key_id: str, secret: str) -> Principal:
         found = KeyRepository(conn).get_with_tenant(key_id)
     if found is None:
         raise InvalidCredentials("Unknown API key.")
-    record, tenant = found
+    return principal_of(*found, secret=secret)
+
+
+def principal_of(record: ApiKeyRecord, tenant: Tenant, *, secret: str) -> Principal:
+    """The principal of a key record found by id, once the secret matches and it is live."""
     if record.revoked_at is not None or not secret_matches(secret, record.secret_hash):
         raise InvalidCredentials("Unknown or revoked API key.")
     return Principal(tenant=tenant, role=record.role, key_id=record.id)

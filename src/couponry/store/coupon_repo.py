@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code
@@ -36,7 +36,8 @@ _COLUMNS = (
 )
 
 
-def _row_to_coupon(row: Row[Any]) -> Coupon:
+def row_to_coupon(row: Any) -> Coupon:
+    """A coupon from its columns, read by attribute (a SQLAlchemy row or hot_reads' view)."""
     body = codec.loads(row.body)
     return Coupon(
         id=row.id,
@@ -125,7 +126,7 @@ class CouponRepository:
         row = self.conn.execute(
             query, {"tenant_id": self.tenant_id, "coupon_id": coupon_id}
         ).first()
-        return _row_to_coupon(row) if row else None
+        return row_to_coupon(row) if row else None
 
     def get_including_deleted(self, coupon_id: str) -> Coupon | None:
         """A redemption outlives its coupon; approving it still needs the coupon's rules."""
@@ -133,14 +134,14 @@ class CouponRepository:
             coupons.c.tenant_id == self.tenant_id, coupons.c.id == coupon_id
         )
         row = self.conn.execute(query).first()
-        return _row_to_coupon(row) if row else None
+        return row_to_coupon(row) if row else None
 
     def get_by_code(self, code: str) -> Coupon | None:
         if not could_be_code(code):
             return None
         params = {"tenant_id": self.tenant_id, "code": normalise_code(code)}
         row = self.conn.execute(_GET_BY_CODE, params).first()
-        return _row_to_coupon(row) if row else None
+        return row_to_coupon(row) if row else None
 
     def code_in_use(self, code: str, *, except_id: str | None = None) -> bool:
         query = select(coupons.c.id).where(
@@ -168,7 +169,7 @@ class CouponRepository:
             "is_active": is_active,
         }
         query = _SCANS[(code is not None, is_active is not None)]
-        return [(row.seq, _row_to_coupon(row)) for row in self.conn.execute(query, params)]
+        return [(row.seq, row_to_coupon(row)) for row in self.conn.execute(query, params)]
 
     def insert(self, coupon: Coupon) -> None:
         # A failed statement ends the unit of work; the service's transaction rolls back whole.
@@ -252,7 +253,7 @@ class CouponRepository:
         if is_active is not None:
             query = query.where(coupons.c.is_active == is_active)
         query = query.order_by(coupons.c.seq).offset(offset).limit(limit)
-        return [_row_to_coupon(row) for row in self.conn.execute(query)]
+        return [row_to_coupon(row) for row in self.conn.execute(query)]
 
     def active_using_group(self, group_ids: Sequence[str]) -> bool:
         """Is an active, live coupon scoped to or authorised by one of these groups?"""

@@ -14,13 +14,26 @@ from couponry.errors import TenantExists
 from couponry.store.tables import api_keys, tenants
 
 
-def _row_to_tenant(row: Row[Any]) -> Tenant:
+def tenant_from_columns(
+    *, tenant_id: str, name: str, currency: str, site_urls: str, admins: str, created_at: datetime
+) -> Tenant:
     return Tenant(
-        id=row.id,
+        id=tenant_id,
+        name=name,
+        currency=currency,
+        site_urls=tuple(json.loads(site_urls)),
+        admins=tuple(json.loads(admins)),
+        created_at=created_at,
+    )
+
+
+def _row_to_tenant(row: Row[Any]) -> Tenant:
+    return tenant_from_columns(
+        tenant_id=row.id,
         name=row.name,
         currency=row.currency,
-        site_urls=tuple(json.loads(row.site_urls)),
-        admins=tuple(json.loads(row.admins)),
+        site_urls=row.site_urls,
+        admins=row.admins,
         created_at=row.created_at,
     )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,7 +37,16 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # instants through _encode, as we format them
+
+
 def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson renders a coupon several times faster than `json`; what it
+    refuses (a lone surrogate, an integer past 64 bits) goes through `json` instead."""
+    try:
+        return orjson.dumps(value, default=_encode, option=_ORJSON_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     text = json.dumps(value, default=_encode, ensure_ascii=False, separators=(",", ":"))
     try:
         return text.encode()

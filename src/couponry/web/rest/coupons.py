@@ -10,9 +10,11 @@ from starlette.responses import Response
 
 from couponry.domain.coupons import Coupon, coupon_view
 from couponry.domain.paging import Page
+from couponry.errors import CouponNotFound
 from couponry.services import coupons as svc
+from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
-from couponry.web.auth import ADMIN, READ, require
+from couponry.web.auth import ADMIN, READ, check_access, key_from_header, require
 from couponry.web.errors import status_for
 from couponry.web.jsonio import (
     PATCH_TYPES,
@@ -40,6 +42,11 @@ _AUTH_ERRORS = (400, 401, 403)
 def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+def _adb(request: Request) -> AsyncDatabase:
+    adb: AsyncDatabase = request.app.state.adb
+    return adb
 
 
 def _coupon_reply(coupon: Coupon, status: int = 200) -> Response:
@@ -162,21 +169,24 @@ async def get_coupon(
     fields: str | None = Query(None),
     consistent_read: str | None = Query(None, alias="consistentRead"),
 ) -> Response:
-    names: list[str] | None = None  # parsed after authentication, in work()
-
-    def work() -> Coupon:
-        nonlocal names
-        require(request, tenant_id, READ)
-        names = p.query_fields(fields)
-        consistent = p.query_bool("consistentRead", consistent_read)
-        return svc.get_coupon(
-            _db(request),
-            tenant_id=tenant_id,
-            coupon_id=coupon_id,
-            consistent=consistent is not False,
+    # The key, its tenant and the coupon come in one statement, straight from the event loop.
+    principal, coupon = await svc.read_coupon(
+        _adb(request),
+        key=key_from_header(request.headers.get("authorization")),
+        tenant_id=tenant_id,
+        coupon_id=coupon_id,
+    )
+    check_access(principal, tenant_id, READ)
+    names = p.query_fields(fields)
+    if p.query_bool("consistentRead", consistent_read) is False and _db(request).replica:
+        # An eventually consistent read goes to the replica, as before (not a hot path).
+        coupon = await p.in_thread(
+            lambda: svc.get_coupon(
+                _db(request), tenant_id=tenant_id, coupon_id=coupon_id, consistent=False
+            )
         )
-
-    coupon = await p.in_thread(work)
+    if coupon is None:
+        raise CouponNotFound()
     return json_response(
         p.project(coupon_view(coupon), names), 200, {"ETag": f'"{coupon.sys_version}"'}
     )

@@ -1,0 +1,133 @@
+"""The asynchronous way into the database, for the hot paths (issue 9).
+
+PostgreSQL: asyncpg straight from the event loop (no thread hop, no SQLAlchemy between the
+request and the driver), one small pool per worker that never overflows, without the reset
+query asyncpg's pool otherwise sends on every release (we change no session state).
+SQLite: the plain `sqlite3` driver in worker threads, one connection per thread, so a write
+lock held by another process waits in a thread and never stalls the event loop.
+
+SQL is written once, with `:name` parameters; `Query` gives each driver its form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from starlette.concurrency import run_in_threadpool
+
+from couponry.store.db import is_sqlite, normalise_url
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+class Query:
+    """One SQL text, with `:name` parameters, in the form each driver wants."""
+
+    def __init__(self, sql: str) -> None:
+        self.sqlite = sql
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        self.postgres = _PARAM.sub(number, sql)
+        self.names = tuple(names)
+
+    def positional(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    """Released connections keep their (unchanged) session state: one round trip saved."""
+
+
+class AsyncDatabase:
+    """`fetchrow` on the primary (or a replica): one statement, autocommit."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 15000) -> None:
+        self.url = normalise_url(url)
+        self.sqlite = is_sqlite(self.url)
+        self.pool_size = pool_size
+        self.busy_timeout_ms = busy_timeout_ms
+        self._pool: asyncpg.Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._pool_lock: asyncio.Lock | None = None
+        self._local = threading.local()
+
+    # --- PostgreSQL ---------------------------------------------------------------------
+
+    def _dsn(self) -> str:
+        return make_url(self.url).set(drivername="postgresql").render_as_string(False)
+
+    async def _postgres(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._pool_loop is loop:
+            return self._pool
+        if self._pool_lock is None or self._pool_loop is not loop:
+            self._pool_lock = asyncio.Lock()
+            if self._pool is not None:  # made on a loop that is gone (tests run several)
+                self._pool.terminate()
+                self._pool = None
+            self._pool_loop = loop
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn(),
+                    min_size=1,
+                    max_size=self.pool_size,
+                    reset=_no_reset,
+                    # A generic plan made early (small tables) would stay for the connection's
+                    # life; plan each execution for its parameters, as the sync engine does.
+                    server_settings={"plan_cache_mode": "force_custom_plan"},
+                )
+        return self._pool
+
+    # --- SQLite -------------------------------------------------------------------------
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            path = make_url(self.url).database or ":memory:"
+            conn = sqlite3.connect(
+                path,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def _sqlite_fetchrow(self, query: Query, params: Mapping[str, Any]) -> Any:
+        cursor = self._sqlite_connection().execute(query.sqlite, dict(params))
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    # --- both ---------------------------------------------------------------------------
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any]) -> Any:
+        """The first row (mapping access by column name) or None."""
+        if self.sqlite:
+            return await run_in_threadpool(self._sqlite_fetchrow, query, params)
+        pool = await self._postgres()
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(query.postgres, *query.positional(params))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

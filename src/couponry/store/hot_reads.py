@@ -1,0 +1,112 @@
+"""The reads on the hot paths, each one statement through `AsyncDatabase`.
+
+A GET reads the caller's key, its tenant and the coupon in one round trip: measured on this
+machine, a second statement (and a second pool checkout) was a third of a GET's time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from couponry.domain.coupons import Coupon
+from couponry.domain.paging import looks_like_id
+from couponry.domain.tenants import ApiKeyRecord, Tenant
+from couponry.store.async_db import AsyncDatabase, Query
+from couponry.store.coupon_repo import row_to_coupon
+from couponry.store.tenant_repo import tenant_from_columns
+
+_COUPON_COLUMNS = (
+    "seq",
+    "id",
+    "tenant_id",
+    "times_used",
+    "remaining_units",
+    "credit_drawn_units",
+    "redeemed",
+    "sys_version",
+    "sys_created_at",
+    "sys_last_modified_at",
+    "sys_created_by_id",
+    "sys_last_modified_by_id",
+    "sys_deleted_by_id",
+    "body",
+)
+_INSTANTS = frozenset(
+    {"sys_created_at", "sys_last_modified_at", "revoked_at", "key_created_at", "tenant_created_at"}
+)
+
+# The coupon joins on the key's own tenant *and* the tenant in the path: a key of another
+# tenant gets its 403 and never a row of the path's tenant.
+_KEY_AND_COUPON = Query(
+    f"""
+    SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
+           k.created_at AS key_created_at,
+           t.name AS tenant_name, t.currency, t.site_urls, t.admins,
+           t.created_at AS tenant_created_at,
+           {", ".join(f"c.{name}" for name in _COUPON_COLUMNS)}
+    FROM api_keys k
+    JOIN tenants t ON t.id = k.tenant_id
+    LEFT JOIN coupons c
+      ON c.tenant_id = k.tenant_id AND c.tenant_id = :tenant_id
+     AND c.id = :coupon_id AND c.deleted_at IS NULL
+    WHERE k.id = :key_id
+    """
+)
+
+
+def instant(value: Any) -> datetime | None:
+    """Naive UTC as stored (SQLite hands back text) -> aware UTC, as the tables' type does."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC)
+
+
+class _Columns:
+    """Attribute access over a driver's row, with instants made aware."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Any) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._row[name]
+        return instant(value) if name in _INSTANTS else value
+
+
+async def key_with_coupon(
+    adb: AsyncDatabase, *, key_id: str, tenant_id: str, coupon_id: str
+) -> tuple[ApiKeyRecord, Tenant, Coupon | None] | None:
+    """The key, its tenant, and the live coupon (None when there is none) in one statement."""
+    params = {
+        "key_id": key_id,
+        "tenant_id": tenant_id,
+        # An id we could not have made names nothing: match no row rather than send it.
+        "coupon_id": coupon_id if looks_like_id(coupon_id) else "",
+    }
+    row = await adb.fetchrow(_KEY_AND_COUPON, params)
+    if row is None:
+        return None
+    cols = _Columns(row)
+    key = ApiKeyRecord(
+        id=key_id,
+        tenant_id=row["key_tenant_id"],
+        role=row["role"],
+        secret_hash=row["secret_hash"],
+        created_at=cols.key_created_at,
+        revoked_at=cols.revoked_at,
+    )
+    tenant = tenant_from_columns(
+        tenant_id=row["key_tenant_id"],
+        name=row["tenant_name"],
+        currency=row["currency"],
+        site_urls=row["site_urls"],
+        admins=row["admins"],
+        created_at=cols.tenant_created_at,
+    )
+    coupon = row_to_coupon(cols) if row["id"] is not None else None
+    return key, tenant, coupon
