@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
+# The reference peer of `make bench` runs in a venv of its own (bench/reference-requirements.txt).
+REF_VENV := .venv-reference
+REF_STAMP := $(REF_VENV)/.installed
 
 .PHONY: install run test lint typecheck unit clean bench bench-quick wrk
 
@@ -36,14 +39,19 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+$(REF_STAMP): bench/reference-requirements.txt
+	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install --quiet -r bench/reference-requirements.txt
+	touch $(REF_STAMP)
+
 wrk:
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
 
-bench: $(BENCH_STAMP) wrk
+bench: $(BENCH_STAMP) $(REF_STAMP) wrk
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-quick: $(BENCH_STAMP) wrk
+bench-quick: $(BENCH_STAMP) $(REF_STAMP) wrk
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(REF_VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,11 +23,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("COUPONRY_BENCH_REFERENCE", ROOT.parent / "shared/reference/peer.py"))
 PEER_DB = "couponry_bench_reference"
+# Made by `make bench` from bench/reference-requirements.txt.
+PEER_PYTHON = ROOT / ".venv-reference" / "bin" / "python"
 TENANT = "acme"
 
 
 def available() -> bool:
-    return PEER.is_file()
+    return PEER.is_file() and PEER_PYTHON.is_file()
 
 
 def _free_port() -> int:
@@ -47,7 +48,7 @@ def _free_port() -> int:
 def serving(database_url: str) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, str(PEER), "--db", database_url, "--port", str(port), "--workers", "2"],
+        [str(PEER_PYTHON), str(PEER), "--db", database_url, "--port", str(port), "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -362,7 +362,11 @@ def profiled(pid: int, name: str, backend: str, seconds: int) -> subprocess.Pope
 
 
 def run_backend(
-    backend: str, database_url: str, settings: Settings, profile: set[str] | None = None
+    backend: str,
+    database_url: str,
+    settings: Settings,
+    profile: set[str] | None = None,
+    only: set[str] | None = None,
 ) -> list[Result]:
     results: list[Result] = []
     run(COUPONRY, "db", "upgrade", env=base_env(database_url))
@@ -370,13 +374,15 @@ def run_backend(
         data = load(base, database_url, settings, Path(tmp))
         # Warm every path first (compiled-statement caches, prepared statements, pools,
         # threads, SQLite's page cache), so figures and RSS growth describe steady state.
-        for name, script, env, _ in scenarios(data):
-            if profile is None or name in profile:
-                wrk(base, script, settings, env, seconds=settings.warmup)
+        wanted = [
+            s
+            for s in scenarios(data)
+            if (profile is None or s[0] in profile) and (only is None or s[0] in only)
+        ]
+        for _name, script, env, _ in wanted:
+            wrk(base, script, settings, env, seconds=settings.warmup)
         quiesce(database_url)
-        for name, script, env, baseline in scenarios(data):
-            if profile is not None and name not in profile:
-                continue
+        for name, script, env, baseline in wanted:
             before = rss_mb(pid)
             spy = profiled(pid, name, backend, settings.duration - 1) if profile else None
             figures = wrk(base, script, settings, env)
@@ -472,7 +478,10 @@ REFERENCE_SCENARIOS = ("hello", "get", "redeem_spread", "redeem_hot")
 def reference_results(settings: Settings) -> list[Result]:
     """The lean reference on its own database, same wrk settings; nothing if it is absent."""
     if not reference.available():
-        print(f"  reference peer not found at {reference.PEER}: not measured", flush=True)
+        print(
+            f"  reference peer not measured: {reference.PEER} or {reference.PEER_PYTHON} missing",
+            flush=True,
+        )
         return []
 
     def drive(base: str, script: str, env: dict[str, str], seconds: int | None) -> dict[str, float]:
@@ -530,6 +539,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about 2 minutes instead of 10")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="one backend")
     parser.add_argument(
+        "--hot",
+        action="store_true",
+        help="only the hot paths (hello, get, redeem) and the reference; prints, writes nothing",
+    )
+    parser.add_argument(
         "--profile",
         metavar="SCENARIO,...",
         help="run only these scenarios, with py-spy on one worker (bench/profiles/)",
@@ -552,6 +566,19 @@ def main() -> None:
             url = fresh_postgres() if backend == "postgres" else fresh_sqlite()
             run_backend(backend, url, settings, profile=wanted)
         print("profiles in bench/profiles/; summarise with bench/profile_summary.py")
+        return
+    if args.hot:
+        hot = set(REFERENCE_SCENARIOS)
+        for backend in [args.only] if args.only else ["postgres", "sqlite"]:
+            url = fresh_postgres() if backend == "postgres" else fresh_sqlite()
+            results += run_backend(backend, url, settings, only=hot)
+        if args.only in (None, "postgres"):
+            results += reference_results(settings)
+        compare_with_reference(results)
+        attach_baselines(results)
+        for r in results:
+            if r.ratio is not None:
+                print(f"  {r.backend} {r.scenario}: {r.ratio:.2f}x {r.baseline}")
         return
     if args.only in (None, "postgres"):
         url = fresh_postgres()

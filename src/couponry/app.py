@@ -22,6 +22,7 @@ from couponry.store.migrate import is_migrated
 from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
 from couponry.web.guard import RequestGuard
+from couponry.web.hot import HotRoutes
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
 from couponry.web.rest import coupons, groups, redemptions
@@ -53,11 +54,20 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
         if db is None:
             database.dispose()
 
-    app = FastAPI(title="couponry", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="couponry",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks checked a provider on every request; metrics and
+        # the access log are ours (web/observability.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.db = database
     app.state.adb = adb
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(HotRoutes)  # inside the guard: it refuses bad input and failures first
     app.add_middleware(RequestGuard)
     app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)

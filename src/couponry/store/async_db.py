@@ -86,9 +86,11 @@ class AsyncDatabase:
                     min_size=1,
                     max_size=self.pool_size,
                     reset=_no_reset,
-                    # A generic plan made early (small tables) would stay for the connection's
-                    # life; plan each execution for its parameters, as the sync engine does.
-                    server_settings={"plan_cache_mode": "force_custom_plan"},
+                    # The hot statements look rows up by unique keys, where PostgreSQL's cached
+                    # generic plan is right and planning each execution cost half a GET
+                    # (measured: 2,075 -> 4,060 req/s). A plan made while a table was tiny is
+                    # replaced within a minute: prepared statements are dropped after 60 s.
+                    max_cached_statement_lifetime=60,
                 )
         return self._pool
 

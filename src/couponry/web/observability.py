@@ -30,6 +30,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
+import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -244,12 +245,29 @@ class ObservabilityMiddleware:
             _record(scope, request_id, status, time.perf_counter() - start)
 
 
+# Labelled children, looked up once: `.labels()` takes a lock and builds a key every call.
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _metrics_for(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _children.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_REQUEST_DURATION.labels(method, route),
+        )
+        _children[key] = found
+    return found
+
+
 def _record(scope: Scope, request_id: str, status: int, duration: float) -> None:
     route = _route_template(scope)
     method: str = scope["method"]
     label_method = method if method in _KNOWN_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(label_method, route, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(label_method, route).observe(duration)
+    requests, durations = _metrics_for(label_method, route, status)
+    requests.inc()
+    durations.observe(duration)
     if not _access_log.isEnabledFor(logging.INFO):
         return
     client = scope.get("client")
@@ -264,4 +282,12 @@ def _record(scope: Scope, request_id: str, status: int, duration: float) -> None
         "duration_ms": round(duration * 1000, 2),
         "client": client[0] if client else None,
     }
-    _access_log.info(json.dumps(line))
+    # A record made directly: logging's own `info` would walk the stack for the caller.
+    text = orjson.dumps(line).decode() if _orjson_safe(scope["path"]) else json.dumps(line)
+    record = _access_log.makeRecord(ACCESS_LOGGER_NAME, logging.INFO, "", 0, text, (), None)
+    _access_log.handle(record)
+
+
+def _orjson_safe(path: str) -> bool:
+    # orjson refuses lone surrogates, which a decoded path may hold; json escapes them.
+    return path.isascii() or not any("\ud800" <= c <= "\udfff" for c in path)
