@@ -33,6 +33,7 @@ WRK_DIR = BENCH / "wrk"
 PGBENCH_DIR = BENCH / "pgbench"
 sys.path.insert(0, str(BENCH))
 
+import floor  # noqa: E402
 import reference  # noqa: E402
 from bulk import bulk_load_coupons, scan_keys  # noqa: E402
 from report import write_report  # noqa: E402
@@ -400,7 +401,23 @@ def run_backend(
                 f"  errors {figures['errors']}",
                 flush=True,
             )
+        if backend == "postgres" and profile is None and (only is None or "get" in only):
+            results.append(get_floor(database_url, data, settings))
     return results
+
+
+def get_floor(database_url: str, data: Loaded, settings: Settings) -> Result:
+    """GET's own SQL from a plain asyncpg loop at wrk's concurrency: the database's share."""
+    figures = floor.get_floor(
+        database_url.replace("postgresql+psycopg://", "postgresql://"),
+        key_id=data.key.split(".")[0],
+        tenant_id=data.tenant,
+        coupon_ids=Path(data.ids_file).read_text().split(),
+        concurrency=CONNECTIONS,
+        seconds=settings.duration,
+    )
+    print(f"  postgres floor_get          {figures['rps']:9.1f} statements/s", flush=True)
+    return Result("postgres", "floor_get", **figures)
 
 
 def quiesce(database_url: str) -> None:

@@ -38,7 +38,7 @@ _INSTANTS = frozenset(
 
 # The coupon joins on the key's own tenant *and* the tenant in the path: a key of another
 # tenant gets its 403 and never a row of the path's tenant.
-_KEY_AND_COUPON = Query(
+KEY_AND_COUPON = Query(
     f"""
     SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
            k.created_at AS key_created_at,
@@ -88,7 +88,7 @@ async def key_with_coupon(
         # An id we could not have made names nothing: match no row rather than send it.
         "coupon_id": coupon_id if looks_like_id(coupon_id) else "",
     }
-    row = await adb.fetchrow(_KEY_AND_COUPON, params)
+    row = await adb.fetchrow(KEY_AND_COUPON, params)
     if row is None:
         return None
     cols = _Columns(row)
