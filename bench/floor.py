@@ -13,12 +13,12 @@ from typing import Any
 
 import asyncpg
 
-from couponry.store.hot_reads import KEY_AND_COUPON as GET_STATEMENT
-
 
 async def _run(
     dsn: str, concurrency: int, seconds: float, params: list[list[Any]]
 ) -> dict[str, Any]:
+    from couponry.store.hot_reads import KEY_AND_COUPON as GET_STATEMENT
+
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
@@ -53,6 +53,8 @@ def get_floor(
     dsn: str, *, key_id: str, tenant_id: str, coupon_ids: list[str], concurrency: int, seconds: int
 ) -> dict[str, Any]:
     """GET coupon's one statement, with the parameters a GET sends, in the statement's order."""
+    from couponry.store.hot_reads import KEY_AND_COUPON as GET_STATEMENT
+
     values = [{"key_id": key_id, "tenant_id": tenant_id, "coupon_id": c} for c in coupon_ids]
     params = [GET_STATEMENT.positional(v) for v in values]
     return asyncio.run(_run(dsn, concurrency, seconds, params))

@@ -33,6 +33,16 @@ REFERENCE_TARGETS: dict[str, tuple[float, str]] = {
 # p99 at most this many times the reference's.
 REFERENCE_P99: dict[str, float] = {"get": 3.0, "redeem_spread": 3.0}
 SQLITE_REDEEM_P99_MS = 50.0
+# SQLite before issue 9 (docs/benchmarks.md at 5a35f2f, full run): it must not get slower.
+SQLITE_BEFORE: dict[str, float] = {
+    "hello": 11_007,
+    "get": 3_063,
+    "validate": 2_168,
+    "redeem_spread": 683,
+    "redeem_hot": 626,
+    "create": 391,
+    "edubrite_create": 355,
+}
 
 
 def _by(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -43,8 +53,21 @@ def target_rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str, bool
     """(backend, target, measured, met) for every target of issue 5."""
     rows: list[tuple[str, str, str, bool]] = []
     by = _by(results)
+    for scenario, before in SQLITE_BEFORE.items():
+        r = by.get(("sqlite", scenario))
+        if r is not None:
+            rows.append(
+                (
+                    "sqlite",
+                    f"{scenario} not slower than before issue 9 ({before:,.0f} req/s)",
+                    f"{r['rps']:,.0f} req/s",
+                    r["rps"] >= before,
+                )
+            )
     for backend in ("postgres", "sqlite"):
         for scenario in dict.fromkeys([*REFERENCE_TARGETS, *TARGETS]):
+            if backend == "sqlite":
+                continue  # issue 5's SQLite ratios gave way to issue 9's "not slower" above
             r = by.get((backend, scenario))
             if r is None or r["ratio"] is None:
                 continue

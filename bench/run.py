@@ -556,6 +556,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about 2 minutes instead of 10")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="one backend")
     parser.add_argument(
+        "--scenarios",
+        metavar="NAME,...",
+        help="only these scenarios (with --hot's printing; no reference unless --hot)",
+    )
+    parser.add_argument(
         "--hot",
         action="store_true",
         help="only the hot paths (hello, get, redeem) and the reference; prints, writes nothing",
@@ -584,12 +589,12 @@ def main() -> None:
             run_backend(backend, url, settings, profile=wanted)
         print("profiles in bench/profiles/; summarise with bench/profile_summary.py")
         return
-    if args.hot:
-        hot = set(REFERENCE_SCENARIOS)
+    if args.hot or args.scenarios:
+        hot = set(args.scenarios.split(",")) if args.scenarios else set(REFERENCE_SCENARIOS)
         for backend in [args.only] if args.only else ["postgres", "sqlite"]:
             url = fresh_postgres() if backend == "postgres" else fresh_sqlite()
             results += run_backend(backend, url, settings, only=hot)
-        if args.only in (None, "postgres"):
+        if args.hot and args.only in (None, "postgres"):
             results += reference_results(settings)
         compare_with_reference(results)
         attach_baselines(results)
