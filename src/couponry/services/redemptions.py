@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from couponry.domain.cart import Cart, parse_cart
-from couponry.domain.coupons import Coupon, CouponFields
+from couponry.domain.coupons import Coupon, CouponFields, normalise_code
 from couponry.domain.discounts import Quote, check_usable, quote
 from couponry.domain.fields import Problems, check_text
 from couponry.domain.groups import Member, descendants
@@ -31,7 +31,7 @@ from couponry.domain.redemptions import (
     plan,
     request_hash,
 )
-from couponry.domain.tenants import Tenant
+from couponry.domain.tenants import Tenant, split_key
 from couponry.errors import (
     REFUSALS,
     ApproverNotAllowed,
@@ -40,14 +40,18 @@ from couponry.errors import (
     CreditExhausted,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    InvalidCredentials,
     InvalidRedemptionState,
     RedemptionNotFound,
     UsageLimitReached,
     UserLimitReached,
 )
-from couponry.store.coupon_repo import CouponRepository
+from couponry.services.tenants import Principal, principal_of
+from couponry.store.async_db import AsyncDatabase
+from couponry.store.coupon_repo import CouponRepository, could_be_code
 from couponry.store.db import Database
 from couponry.store.group_repo import GroupRepository
+from couponry.store.hot_redemptions import RedemptionWrites, key_with_coupon_by_code
 from couponry.store.redemption_repo import RedemptionRepository
 
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
@@ -151,6 +155,127 @@ def redeem(
         if key is not None:
             repo.store_reply(key, status, body)
     return Reply(status, body, False, refusal.code if refusal else None)
+
+
+# --- redeem, the hot path (PostgreSQL, asyncpg) -------------------------------------------
+
+
+async def read_for_redeem(
+    adb: AsyncDatabase, *, key: str, tenant_id: str, code: str
+) -> tuple[Principal, Coupon | None]:
+    """Who is calling and the live coupon with this code, in one round trip."""
+    parts = split_key(key)
+    if parts is None:
+        raise InvalidCredentials("The API key is malformed.")
+    lookup = normalise_code(code) if could_be_code(code) else ""
+    found = await key_with_coupon_by_code(adb, key_id=parts[0], tenant_id=tenant_id, code=lookup)
+    if found is None:
+        raise InvalidCredentials("Unknown API key.")
+    record, tenant, coupon = found
+    return principal_of(record, tenant, secret=parts[1]), coupon
+
+
+def takes_hot_path(coupon: Coupon | None) -> bool:
+    """Coupons whose redemption needs no credit, group or approval: the common case, redeemed
+    by `redeem_hot`. Everything else (and an unknown code) goes through `redeem`."""
+    if coupon is None:
+        return False
+    d = coupon.data
+    return (
+        d.coupon_type != "TOTAL_AMOUNT"
+        and d.authorized_group_id is None
+        and (d.entity_type != "GROUP")
+    )
+
+
+async def redeem_hot(
+    adb: AsyncDatabase,
+    *,
+    tenant: Tenant,
+    coupon: Coupon,
+    cart: Cart,
+    doc: Any,
+    idempotency_key: str | None,
+    now: datetime,
+    render: Renderer,
+) -> Reply:
+    """`redeem` for a coupon that `takes_hot_path`, on the async database: the same steps,
+    claims and refusals, in one transaction (claim the user's use, record, claim the coupon's
+    use last, so its row lock is held only to the commit)."""
+    assert takes_hot_path(coupon)
+    key = _check_key(idempotency_key)
+    digest = request_hash(doc) if key else ""
+    async with adb.transaction() as tx:
+        writes = RedemptionWrites(tx, tenant.id)
+        if key is not None:
+            replay = await _reserve_hot(writes, key, digest, now)
+            if replay is not None:
+                return replay
+        refusal: CouponryError | None = None
+        try:
+            status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
+        except REFUSAL_TYPES as error:
+            if key is None:
+                raise  # nothing is kept: the transaction rolls back
+            refusal = error
+            status, body = render.refusal(error)
+        if key is not None:
+            await writes.store_reply(key, status, body)
+    return Reply(status, body, False, refusal.code if refusal else None)
+
+
+async def _reserve_hot(
+    writes: RedemptionWrites, key: str, digest: str, now: datetime
+) -> Reply | None:
+    if secrets.randbelow(50) == 0:
+        await writes.purge_keys(before=now - KEY_LIFETIME)
+    if await writes.reserve_key(key, digest, now):
+        return None
+    record = await writes.key_record(key)
+    if record is None or record["status_code"] == 0:
+        raise IdempotencyKeyInUse()
+    if record["request_hash"] != digest:
+        raise IdempotencyKeyReused()
+    return Reply(record["status_code"], record["response_body"], True)
+
+
+async def _claim_hot(
+    writes: RedemptionWrites,
+    tenant: Tenant,
+    coupon: Coupon,
+    cart: Cart,
+    now: datetime,
+    key: str | None,
+) -> Redemption:
+    d = coupon.data
+    q = quote(d, cart, currency=tenant.currency, group_scope=frozenset())
+    refusal = check_usable(d, cart, now=now, is_current_member=False, quote_eligible=q.eligible)
+    if refusal is not None:
+        raise REFUSALS[refusal.code](refusal.message)
+    if not await writes.claim_user_use(coupon.id, cart.user_id, limit=d.max_uses_per_user):
+        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
+    redemption = _record(coupon, cart, q, tenant, now, key, Decimal(0))
+    await writes.insert(redemption)
+    if not await writes.claim_use(coupon.id):
+        # undone here because a refusal under an Idempotency-Key is committed with its reply
+        await writes.delete(redemption.id)
+        await writes.release_user_use(coupon.id, cart.user_id)
+        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
+    return redemption
+
+
+async def _why_not_claimed_hot(
+    writes: RedemptionWrites, coupon: Coupon, user_id: str
+) -> CouponryError:
+    """The claim changed no row: say why, in SPEC order (as `_why_not_claimed`)."""
+    now = await writes.counters(coupon.id, user_id)
+    if now is None or now.deleted_at is not None:
+        return CouponNotFound("No coupon has this code.")
+    if now.usage_limit is not None and now.times_used >= now.usage_limit:
+        return UsageLimitReached()
+    if now.max_uses_per_user is not None and (now.uses or 0) >= now.max_uses_per_user:
+        return UserLimitReached()
+    return UsageLimitReached()
 
 
 def _check_key(key: str | None) -> str | None:

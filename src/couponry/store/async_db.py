@@ -15,7 +15,8 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,25 @@ class Query:
         return [params[name] for name in self.names]
 
 
+class AsyncTransaction:
+    """Statements inside one PostgreSQL transaction (see `AsyncDatabase.transaction`)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetchrow(self, query: Query, params: Mapping[str, Any]) -> Any:
+        return await self._conn.fetchrow(query.postgres, *query.positional(params))
+
+    async def execute(self, query: Query, params: Mapping[str, Any]) -> None:
+        await self._conn.execute(query.postgres, *query.positional(params))
+
+
+def _drop(pool: asyncpg.Pool) -> None:
+    """Close a pool of another (possibly closed) event loop without waiting for it."""
+    with suppress(RuntimeError):  # its loop is closed: the sockets go with the garbage
+        pool.terminate()
+
+
 async def _no_reset(connection: asyncpg.Connection) -> None:
     """Released connections keep their (unchanged) session state: one round trip saved."""
 
@@ -59,9 +79,8 @@ class AsyncDatabase:
         self.sqlite = is_sqlite(self.url)
         self.pool_size = pool_size
         self.busy_timeout_ms = busy_timeout_ms
-        self._pool: asyncpg.Pool | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
-        self._pool_lock: asyncio.Lock | None = None
+        self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._local = threading.local()
 
     # --- PostgreSQL ---------------------------------------------------------------------
@@ -70,18 +89,19 @@ class AsyncDatabase:
         return make_url(self.url).set(drivername="postgresql").render_as_string(False)
 
     async def _postgres(self) -> asyncpg.Pool:
+        """This event loop's pool. A server worker has one loop; tests may run several (an
+        in-process client per thread), and a pool belongs to the loop that made it."""
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._pool_loop is loop:
-            return self._pool
-        if self._pool_lock is None or self._pool_loop is not loop:
-            self._pool_lock = asyncio.Lock()
-            if self._pool is not None:  # made on a loop that is gone (tests run several)
-                self._pool.terminate()
-                self._pool = None
-            self._pool_loop = loop
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        for other in [other for other in self._pools if other.is_closed()]:
+            _drop(self._pools.pop(other))
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = await asyncpg.create_pool(
                     self._dsn(),
                     min_size=1,
                     max_size=self.pool_size,
@@ -92,7 +112,8 @@ class AsyncDatabase:
                     # replaced within a minute: prepared statements are dropped after 60 s.
                     max_cached_statement_lifetime=60,
                 )
-        return self._pool
+                self._pools[loop] = pool
+        return pool
 
     # --- SQLite -------------------------------------------------------------------------
 
@@ -129,7 +150,25 @@ class AsyncDatabase:
         async with pool.acquire() as conn:
             return await conn.fetchrow(query.postgres, *query.positional(params))
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """A PostgreSQL transaction, committed when the block ends, rolled back if it raises.
+
+        SQLite's write transactions still run on the synchronous engine, in a thread, after
+        the writer's turn (store/db.py).
+        """
+        if self.sqlite:
+            raise RuntimeError("SQLite writes go through the synchronous Database")
+        pool = await self._postgres()
+        async with pool.acquire() as conn, conn.transaction():
+            yield AsyncTransaction(conn)
+
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        loop = asyncio.get_running_loop()
+        for owner, pool in list(self._pools.items()):
+            if owner is loop:
+                await pool.close()
+            else:  # another loop's pool: nothing of it can be awaited here
+                _drop(pool)
+        self._pools.clear()
+        self._locks.clear()

@@ -116,6 +116,26 @@ class _WriterTurn:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextmanager
+def sqlite_writer_turn(engine: Engine) -> Iterator[None]:
+    """The writers' turn for one piece of work (migrations: several processes start at once,
+    and the first connection also switches a new file to WAL); nothing on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    turn = _WriterTurn(engine)
+    try:
+        with turn.held():
+            yield
+    finally:
+        turn.close()
+
 
 class Database:
     """The primary engine and an optional read replica."""

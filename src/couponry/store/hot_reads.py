@@ -16,7 +16,7 @@ from couponry.store.async_db import AsyncDatabase, Query
 from couponry.store.coupon_repo import row_to_coupon
 from couponry.store.tenant_repo import tenant_from_columns
 
-_COUPON_COLUMNS = (
+COUPON_COLUMNS = (
     "seq",
     "id",
     "tenant_id",
@@ -33,7 +33,14 @@ _COUPON_COLUMNS = (
     "body",
 )
 _INSTANTS = frozenset(
-    {"sys_created_at", "sys_last_modified_at", "revoked_at", "key_created_at", "tenant_created_at"}
+    {
+        "sys_created_at",
+        "sys_last_modified_at",
+        "revoked_at",
+        "key_created_at",
+        "tenant_created_at",
+        "deleted_at",
+    }
 )
 
 # The coupon joins on the key's own tenant *and* the tenant in the path: a key of another
@@ -44,7 +51,7 @@ KEY_AND_COUPON = Query(
            k.created_at AS key_created_at,
            t.name AS tenant_name, t.currency, t.site_urls, t.admins,
            t.created_at AS tenant_created_at,
-           {", ".join(f"c.{name}" for name in _COUPON_COLUMNS)}
+           {", ".join(f"c.{name}" for name in COUPON_COLUMNS)}
     FROM api_keys k
     JOIN tenants t ON t.id = k.tenant_id
     LEFT JOIN coupons c
@@ -65,7 +72,7 @@ def instant(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-class _Columns:
+class Columns:
     """Attribute access over a driver's row, with instants made aware."""
 
     __slots__ = ("_row",)
@@ -89,9 +96,12 @@ async def key_with_coupon(
         "coupon_id": coupon_id if looks_like_id(coupon_id) else "",
     }
     row = await adb.fetchrow(KEY_AND_COUPON, params)
-    if row is None:
-        return None
-    cols = _Columns(row)
+    return None if row is None else key_tenant_coupon(key_id, row)
+
+
+def key_tenant_coupon(key_id: str, row: Any) -> tuple[ApiKeyRecord, Tenant, Coupon | None]:
+    """The key, its tenant and the coupon (None when the join found none) of one row."""
+    cols = Columns(row)
     key = ApiKeyRecord(
         id=key_id,
         tenant_id=row["key_tenant_id"],

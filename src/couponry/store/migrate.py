@@ -1,8 +1,8 @@
 """Schema migrations (Alembic), safe when several processes start at once.
 
 Each process takes a lock before reading the schema version: PostgreSQL's transaction-level
-advisory lock, or SQLite's write lock (BEGIN IMMEDIATE). The first migrates; the others then
-find the schema at head and do nothing.
+advisory lock, or on SQLite the writers' lock file and then its write lock (BEGIN IMMEDIATE).
+The first migrates; the others then find the schema at head and do nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+
+from couponry.store.db import sqlite_writer_turn
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 7_340_112_001  # any constant shared by every couponry process
@@ -37,7 +39,7 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` under the migration lock."""
     config = alembic_config()
-    with engine.begin() as conn:
+    with sqlite_writer_turn(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         config.attributes["connection"] = conn

@@ -15,21 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from couponry.domain.cart import Cart, parse_cart
 from couponry.domain.coupons import coupon_view
 from couponry.errors import CouponNotFound, CouponryError
 from couponry.services import coupons as svc
+from couponry.services import redemptions as redemption_svc
 from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
-from couponry.web.auth import READ, check_access, key_from_header
+from couponry.web.auth import CHECKOUT, READ, check_access, key_from_header
 from couponry.web.errors import error_response
-from couponry.web.jsonio import json_response
+from couponry.web.jsonio import decode_json_body, json_response, read_body
+from couponry.web.observability import REDEMPTIONS
 from couponry.web.rest import params as p
+from couponry.web.rest import redemptions as rest_redemptions
 
 HEALTHZ_BODY = b'{"status":"ok"}'
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -85,6 +90,52 @@ async def get_coupon(request: Request) -> Response:
     return json_response(body, 200, {"ETag": f'"{coupon.sys_version}"'})
 
 
+async def redeem(request: Request) -> Response:
+    """POST /redemptions/{tenantId}: the key and the coupon by code in one read, then, for the
+    common coupon (no credit, group or approval) on PostgreSQL, one transaction on asyncpg.
+    Everything else goes the synchronous way, with the same refusals in the same order."""
+    tenant_id: str = request.path_params["tenantId"]
+    idempotency_key = request.headers.get("idempotency-key")
+    raw = await read_body(request)  # 413 before anything else
+    adb: AsyncDatabase = request.app.state.adb
+    if adb.sqlite:  # SQLite's writers take their turn in a thread (store/db.py)
+        return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
+    api_key = key_from_header(request.headers.get("authorization"))
+    doc: Any = None
+    cart: Cart | None = None
+    held: CouponryError | None = None
+    try:  # refused only once the key is known to be good (401/403 come first)
+        doc = decode_json_body(request, raw)
+        cart = parse_cart(doc)
+    except CouponryError as error:
+        held = error
+    principal, coupon = await redemption_svc.read_for_redeem(
+        adb, key=api_key, tenant_id=tenant_id, code=cart.code if cart else ""
+    )
+    check_access(principal, tenant_id, CHECKOUT)
+    if held is not None:
+        raise held
+    assert cart is not None
+    if coupon is None or not redemption_svc.takes_hot_path(coupon):
+        return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
+    try:
+        reply = await redemption_svc.redeem_hot(
+            adb,
+            tenant=principal.tenant,
+            coupon=coupon,
+            cart=cart,
+            doc=doc,
+            idempotency_key=idempotency_key,
+            now=p.now(),
+            render=rest_redemptions.renderer(principal.tenant.currency),
+        )
+    except CouponryError as error:
+        REDEMPTIONS.labels(outcome=error.code).inc()
+        raise
+    REDEMPTIONS.labels(outcome=rest_redemptions.outcome(reply)).inc()
+    return rest_redemptions.reply_response(reply)
+
+
 HOT_ROUTES = [
     Route("/healthz", _named("/healthz", healthz), methods=["GET"]),
     Route(
@@ -92,6 +143,7 @@ HOT_ROUTES = [
         _named("/coupons/{tenantId}/{coupon_id}", get_coupon),
         methods=["GET"],
     ),
+    Route("/redemptions/{tenantId}", _named("/redemptions/{tenantId}", redeem), methods=["POST"]),
 ]
 
 

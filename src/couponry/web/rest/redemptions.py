@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query
@@ -151,40 +152,61 @@ async def redeem(
     tenant_id: p.TenantId,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Response:
+    # Served by web/hot.py; declared here for /openapi.json (and reached only if it is not).
     raw = await read_body(request)
+    return await redeem_in_thread(request, tenant_id, raw, idempotency_key)
+
+
+def renderer(currency: str) -> svc.Renderer:
+    """A redemption as 201 and its JSON, a refusal as its status and envelope."""
+    return svc.Renderer(
+        success=lambda r: (201, dumps(redemption_view(r, currency)).decode()),
+        refusal=lambda e: (
+            status_for(e),
+            dumps(envelope(e.code, e.message, e.details)).decode(),
+        ),
+    )
+
+
+async def redeem_in_thread(
+    request: Request, tenant_id: str, raw: bytes, idempotency_key: str | None
+) -> Response:
+    """Any redemption, through the synchronous engine in a worker thread."""
 
     def work() -> svc.Reply:
         who = require(request, tenant_id, CHECKOUT)
         doc = decode_json_body(request, raw)
-        currency = who.tenant.currency
-        renderer = svc.Renderer(
-            success=lambda r: (201, dumps(redemption_view(r, currency)).decode()),
-            refusal=lambda e: (
-                status_for(e),
-                dumps(envelope(e.code, e.message, e.details)).decode(),
-            ),
-        )
-        try:
-            reply = svc.redeem(
+        return counted(
+            lambda: svc.redeem(
                 _db(request),
                 tenant=who.tenant,
                 doc=doc,
                 idempotency_key=idempotency_key,
                 now=p.now(),
-                render=renderer,
+                render=renderer(who.tenant.currency),
             )
-        except CouponryError as error:
-            REDEMPTIONS.labels(outcome=error.code).inc()
-            raise
-        REDEMPTIONS.labels(outcome=_outcome(reply)).inc()
-        return reply
+        )
 
-    reply = await p.in_thread(work)
+    return reply_response(await p.in_thread(work))
+
+
+def counted(redeem: Callable[[], svc.Reply]) -> svc.Reply:
+    """Count the outcome (or the refusal that rose) in the redemptions metric."""
+    try:
+        reply = redeem()
+    except CouponryError as error:
+        REDEMPTIONS.labels(outcome=error.code).inc()
+        raise
+    REDEMPTIONS.labels(outcome=outcome(reply)).inc()
+    return reply
+
+
+def reply_response(reply: svc.Reply) -> Response:
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     return Response(reply.body, reply.status, headers=headers, media_type="application/json")
 
 
-def _outcome(reply: svc.Reply) -> str:
+def outcome(reply: svc.Reply) -> str:
     if reply.replayed:
         return "replayed"
     if reply.refusal:

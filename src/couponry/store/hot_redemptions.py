@@ -1,0 +1,197 @@
+"""A redemption's statements on the async database (PostgreSQL), each built once.
+
+The same claims as `redemption_repo` (one conditional statement each, so limits hold under any
+concurrency), as constant SQL run by asyncpg inside one transaction. Used by the redeem hot
+path for coupons without a credit or groups; everything else goes through the repository.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from couponry.domain.money import to_units
+from couponry.domain.paging import looks_like_id
+from couponry.domain.redemptions import Redemption
+from couponry.domain.tenants import ApiKeyRecord, Tenant
+from couponry.store.async_db import AsyncDatabase, AsyncTransaction, Query
+from couponry.store.hot_reads import COUPON_COLUMNS, Columns, key_tenant_coupon
+
+KEY_AND_COUPON_BY_CODE = Query(
+    f"""
+    SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
+           k.created_at AS key_created_at,
+           t.name AS tenant_name, t.currency, t.site_urls, t.admins,
+           t.created_at AS tenant_created_at,
+           {", ".join(f"c.{name}" for name in COUPON_COLUMNS)}
+    FROM api_keys k
+    JOIN tenants t ON t.id = k.tenant_id
+    LEFT JOIN coupons c
+      ON c.tenant_id = k.tenant_id AND c.tenant_id = :tenant_id
+     AND c.code_normalized = :code AND c.deleted_at IS NULL
+    WHERE k.id = :key_id
+    """
+)
+RESERVE_KEY = Query(
+    "INSERT INTO idempotency_keys "
+    "(tenant_id, key, request_hash, status_code, response_body, created_at) "
+    "VALUES (:tenant_id, :key, :request_hash, 0, '', :created_at) "
+    "ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"
+)
+KEY_RECORD = Query(
+    "SELECT request_hash, status_code, response_body FROM idempotency_keys "
+    "WHERE tenant_id = :tenant_id AND key = :key"
+)
+PURGE_KEYS = Query(
+    "DELETE FROM idempotency_keys WHERE tenant_id = :tenant_id AND key IN ("
+    "SELECT key FROM idempotency_keys WHERE tenant_id = :tenant_id AND created_at < :before "
+    "LIMIT 50)"
+)
+STORE_REPLY = Query(
+    "UPDATE idempotency_keys SET status_code = :status_code, response_body = :body "
+    "WHERE tenant_id = :tenant_id AND key = :key"
+)
+_UPSERT_USE = (
+    "INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses) "
+    "VALUES (:coupon_id, :user_id, :tenant_id, 1) "
+    "ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1 "
+)
+CLAIM_USER = Query(_UPSERT_USE + "RETURNING uses")
+CLAIM_USER_LIMITED = Query(_UPSERT_USE + "WHERE coupon_user_uses.uses < :limit RETURNING uses")
+RELEASE_USER = Query(
+    "UPDATE coupon_user_uses SET uses = uses - 1 "
+    "WHERE coupon_id = :coupon_id AND user_id = :user_id AND uses > 0"
+)
+CLAIM = Query(
+    "UPDATE coupons SET times_used = times_used + 1, redeemed = true "
+    "WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL "
+    "AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING times_used"
+)
+INSERT_REDEMPTION = Query(
+    "INSERT INTO redemptions (id, tenant_id, coupon_id, code, user_id, status, access, "
+    "membership_status, discount_units, credit_units, lines, discount_line, idempotency_key, "
+    "approved_by, approved_at, created_at, updated_at) VALUES (:id, :tenant_id, :coupon_id, "
+    ":code, :user_id, :status, :access, :membership_status, :discount_units, :credit_units, "
+    ":lines, :discount_line, :idempotency_key, :approved_by, :approved_at, :created_at, "
+    ":updated_at)"
+)
+DELETE_REDEMPTION = Query("DELETE FROM redemptions WHERE tenant_id = :tenant_id AND id = :id")
+COUNTERS = Query(
+    "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses "
+    "FROM coupons c LEFT JOIN coupon_user_uses u "
+    "ON u.coupon_id = c.id AND u.user_id = :user_id "
+    "WHERE c.tenant_id = :tenant_id AND c.id = :coupon_id"
+)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """Instants are stored as naive UTC (as the tables' type does)."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+async def key_with_coupon_by_code(
+    adb: AsyncDatabase, *, key_id: str, tenant_id: str, code: str
+) -> tuple[ApiKeyRecord, Tenant, Any] | None:
+    """The key, its tenant and the live coupon with this (normalised) code, in one read."""
+    row = await adb.fetchrow(
+        KEY_AND_COUPON_BY_CODE, {"key_id": key_id, "tenant_id": tenant_id, "code": code}
+    )
+    return None if row is None else key_tenant_coupon(key_id, row)
+
+
+class RedemptionWrites:
+    """The statements of one redemption, inside one transaction, scoped to one tenant."""
+
+    def __init__(self, tx: AsyncTransaction, tenant_id: str) -> None:
+        self.tx = tx
+        self.tenant_id = tenant_id
+
+    async def reserve_key(self, key: str, request_hash: str, now: datetime) -> bool:
+        params = {
+            "tenant_id": self.tenant_id,
+            "key": key,
+            "request_hash": request_hash,
+            "created_at": _naive(now),
+        }
+        return await self.tx.fetchrow(RESERVE_KEY, params) is not None
+
+    async def key_record(self, key: str) -> Any:
+        return await self.tx.fetchrow(KEY_RECORD, {"tenant_id": self.tenant_id, "key": key})
+
+    async def purge_keys(self, *, before: datetime) -> None:
+        await self.tx.execute(PURGE_KEYS, {"tenant_id": self.tenant_id, "before": _naive(before)})
+
+    async def store_reply(self, key: str, status_code: int, body: str) -> None:
+        params = {
+            "tenant_id": self.tenant_id,
+            "key": key,
+            "status_code": status_code,
+            "body": body,
+        }
+        await self.tx.execute(STORE_REPLY, params)
+
+    async def claim_user_use(self, coupon_id: str, user_id: str, *, limit: int | None) -> bool:
+        if limit is not None and limit < 1:
+            return False
+        params: dict[str, Any] = {
+            "coupon_id": coupon_id,
+            "user_id": user_id,
+            "tenant_id": self.tenant_id,
+        }
+        if limit is None:
+            return await self.tx.fetchrow(CLAIM_USER, params) is not None
+        return await self.tx.fetchrow(CLAIM_USER_LIMITED, params | {"limit": limit}) is not None
+
+    async def release_user_use(self, coupon_id: str, user_id: str) -> None:
+        await self.tx.execute(RELEASE_USER, {"coupon_id": coupon_id, "user_id": user_id})
+
+    async def claim_use(self, coupon_id: str) -> bool:
+        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id}
+        return await self.tx.fetchrow(CLAIM, params) is not None
+
+    async def insert(self, r: Redemption) -> None:
+        discount_line = (
+            None
+            if r.discount_line is None
+            else json.dumps(
+                {
+                    "product_id": r.discount_line["product_id"],
+                    "amount": str(r.discount_line["amount"]),
+                }
+            )
+        )
+        params = {
+            "id": r.id,
+            "tenant_id": self.tenant_id,
+            "coupon_id": r.coupon_id,
+            "code": r.code,
+            "user_id": r.user_id,
+            "status": r.status,
+            "access": r.access,
+            "membership_status": r.membership_status,
+            "discount_units": to_units(r.discount_total),
+            "credit_units": to_units(r.credit),
+            "lines": json.dumps(
+                [{"line_id": x.line_id, "discount": str(x.discount)} for x in r.lines]
+            ),
+            "discount_line": discount_line,
+            "idempotency_key": r.idempotency_key,
+            "approved_by": r.approved_by,
+            "approved_at": _naive(r.approved_at),
+            "created_at": _naive(r.created_at),
+            "updated_at": _naive(r.updated_at),
+        }
+        await self.tx.execute(INSERT_REDEMPTION, params)
+
+    async def delete(self, redemption_id: str) -> None:
+        """Only to undo a record inside the transaction that wrote it (a refused claim)."""
+        await self.tx.execute(DELETE_REDEMPTION, {"tenant_id": self.tenant_id, "id": redemption_id})
+
+    async def counters(self, coupon_id: str, user_id: str) -> Any:
+        """times_used, usage_limit, max_uses_per_user, deleted_at and this user's uses."""
+        if not looks_like_id(coupon_id):
+            return None
+        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id, "user_id": user_id}
+        row = await self.tx.fetchrow(COUNTERS, params)
+        return None if row is None else Columns(row)
