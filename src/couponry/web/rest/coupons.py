@@ -10,11 +10,9 @@ from starlette.responses import Response
 
 from couponry.domain.coupons import Coupon, coupon_view
 from couponry.domain.paging import Page
-from couponry.errors import CouponNotFound
 from couponry.services import coupons as svc
-from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
-from couponry.web.auth import ADMIN, READ, check_access, key_from_header, require
+from couponry.web.auth import ADMIN, READ, require
 from couponry.web.errors import status_for
 from couponry.web.jsonio import (
     PATCH_TYPES,
@@ -42,11 +40,6 @@ _AUTH_ERRORS = (400, 401, 403)
 def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
-
-
-def _adb(request: Request) -> AsyncDatabase:
-    adb: AsyncDatabase = request.app.state.adb
-    return adb
 
 
 def _coupon_reply(coupon: Coupon, status: int = 200) -> Response:
@@ -169,27 +162,10 @@ async def get_coupon(
     fields: str | None = Query(None),
     consistent_read: str | None = Query(None, alias="consistentRead"),
 ) -> Response:
-    # The key, its tenant and the coupon come in one statement, straight from the event loop.
-    principal, coupon = await svc.read_coupon(
-        _adb(request),
-        key=key_from_header(request.headers.get("authorization")),
-        tenant_id=tenant_id,
-        coupon_id=coupon_id,
-    )
-    check_access(principal, tenant_id, READ)
-    names = p.query_fields(fields)
-    if p.query_bool("consistentRead", consistent_read) is False and _db(request).replica:
-        # An eventually consistent read goes to the replica, as before (not a hot path).
-        coupon = await p.in_thread(
-            lambda: svc.get_coupon(
-                _db(request), tenant_id=tenant_id, coupon_id=coupon_id, consistent=False
-            )
-        )
-    if coupon is None:
-        raise CouponNotFound()
-    return json_response(
-        p.project(coupon_view(coupon), names), 200, {"ETag": f'"{coupon.sys_version}"'}
-    )
+    # Served by web/hot.py before FastAPI's router; declared here for /openapi.json.
+    from couponry.web import hot
+
+    return await hot.get_coupon(request)
 
 
 @router.put(

@@ -152,9 +152,10 @@ async def redeem(
     tenant_id: p.TenantId,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Response:
-    # Served by web/hot.py; declared here for /openapi.json (and reached only if it is not).
-    raw = await read_body(request)
-    return await redeem_in_thread(request, tenant_id, raw, idempotency_key)
+    # Served by web/hot.py before FastAPI's router; declared here for /openapi.json.
+    from couponry.web import hot
+
+    return await hot.redeem(request)
 
 
 def renderer(currency: str) -> svc.Renderer:
