@@ -43,23 +43,31 @@ _INSTANTS = frozenset(
     }
 )
 
-# The coupon joins on the key's own tenant *and* the tenant in the path: a key of another
-# tenant gets its 403 and never a row of the path's tenant.
-KEY_AND_COUPON = Query(
-    f"""
-    SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
-           k.created_at AS key_created_at,
-           t.name AS tenant_name, t.currency, t.site_urls, t.admins,
-           t.created_at AS tenant_created_at,
-           {", ".join(f"c.{name}" for name in COUPON_COLUMNS)}
-    FROM api_keys k
-    JOIN tenants t ON t.id = k.tenant_id
-    LEFT JOIN coupons c
-      ON c.tenant_id = k.tenant_id AND c.tenant_id = :tenant_id
-     AND c.id = :coupon_id AND c.deleted_at IS NULL
-    WHERE k.id = :key_id
+
+def key_and_coupon(coupon_match: str) -> Query:
+    """The caller's key, its tenant and one live coupon (`coupon_match`, e.g. by id) at once.
+
+    The coupon joins on the key's own tenant *and* the tenant in the path: a key of another
+    tenant gets its 403 and never a row of the path's tenant.
     """
-)
+    return Query(
+        f"""
+        SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
+               k.created_at AS key_created_at,
+               t.name AS tenant_name, t.currency, t.site_urls, t.admins,
+               t.created_at AS tenant_created_at,
+               {", ".join(f"c.{name}" for name in COUPON_COLUMNS)}
+        FROM api_keys k
+        JOIN tenants t ON t.id = k.tenant_id
+        LEFT JOIN coupons c
+          ON c.tenant_id = k.tenant_id AND c.tenant_id = :tenant_id
+         AND {coupon_match} AND c.deleted_at IS NULL
+        WHERE k.id = :key_id
+        """
+    )
+
+
+KEY_AND_COUPON = key_and_coupon("c.id = :coupon_id")
 
 
 def instant(value: Any) -> datetime | None:

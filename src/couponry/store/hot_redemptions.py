@@ -16,23 +16,9 @@ from couponry.domain.paging import looks_like_id
 from couponry.domain.redemptions import Redemption
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, AsyncTransaction, Query
-from couponry.store.hot_reads import COUPON_COLUMNS, Columns, key_tenant_coupon
+from couponry.store.hot_reads import Columns, key_and_coupon, key_tenant_coupon
 
-KEY_AND_COUPON_BY_CODE = Query(
-    f"""
-    SELECT k.tenant_id AS key_tenant_id, k.role, k.secret_hash, k.revoked_at,
-           k.created_at AS key_created_at,
-           t.name AS tenant_name, t.currency, t.site_urls, t.admins,
-           t.created_at AS tenant_created_at,
-           {", ".join(f"c.{name}" for name in COUPON_COLUMNS)}
-    FROM api_keys k
-    JOIN tenants t ON t.id = k.tenant_id
-    LEFT JOIN coupons c
-      ON c.tenant_id = k.tenant_id AND c.tenant_id = :tenant_id
-     AND c.code_normalized = :code AND c.deleted_at IS NULL
-    WHERE k.id = :key_id
-    """
-)
+KEY_AND_COUPON_BY_CODE = key_and_coupon("c.code_normalized = :code")
 RESERVE_KEY = Query(
     "INSERT INTO idempotency_keys "
     "(tenant_id, key, request_hash, status_code, response_body, created_at) "
