@@ -61,6 +61,7 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     elif REQUIRE_POSTGRES:
         raise RuntimeError("COUPONRY_REQUIRE_POSTGRES=1 but COUPONRY_TEST_POSTGRES_URL is unset")
     yield urls
+    _close_clients()  # before the database goes: their pools would try to reconnect to it
     if pg_url and POSTGRES_URL:
         _drop_pg_database(POSTGRES_URL, pg_url)
 
@@ -101,10 +102,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def _close_clients() -> None:
     for test_client in _clients.values():
         test_client.__exit__(None, None, None)  # type: ignore[attr-defined]
     _clients.clear()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _close_clients()
     for database in _databases.values():
         database.dispose()
     _databases.clear()
