@@ -18,7 +18,7 @@ from couponry.errors import CodeTaken, FieldProblem
 from couponry.store import codec
 from couponry.store.tables import coupons
 
-_COLUMNS = (
+COLUMNS = (
     coupons.c.seq,
     coupons.c.id,
     coupons.c.tenant_id,
@@ -93,13 +93,13 @@ def _units(amount: Decimal | None) -> int | None:
 
 # The hot reads, built once: composing a select() per call costs more CPU than the query.
 _LIVE = and_(coupons.c.tenant_id == bindparam("tenant_id"), coupons.c.deleted_at.is_(None))
-_GET = select(*_COLUMNS).where(_LIVE, coupons.c.id == bindparam("coupon_id"))
+_GET = select(*COLUMNS).where(_LIVE, coupons.c.id == bindparam("coupon_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
-_GET_BY_CODE = select(*_COLUMNS).where(_LIVE, coupons.c.code_normalized == bindparam("code"))
+_GET_BY_CODE = select(*COLUMNS).where(_LIVE, coupons.c.code_normalized == bindparam("code"))
 
 
 def _scan_query(by_code: bool, by_active: bool) -> Any:
-    query = select(*_COLUMNS).where(_LIVE, coupons.c.seq > bindparam("after_seq"))
+    query = select(*COLUMNS).where(_LIVE, coupons.c.seq > bindparam("after_seq"))
     if by_code:
         query = query.where(coupons.c.code_normalized == bindparam("code"))
     if by_active:
@@ -130,7 +130,7 @@ class CouponRepository:
 
     def get_including_deleted(self, coupon_id: str) -> Coupon | None:
         """A redemption outlives its coupon; approving it still needs the coupon's rules."""
-        query = select(*_COLUMNS).where(
+        query = select(*COLUMNS).where(
             coupons.c.tenant_id == self.tenant_id, coupons.c.id == coupon_id
         )
         row = self.conn.execute(query).first()
@@ -249,7 +249,7 @@ class CouponRepository:
         self, *, offset: int, limit: int, is_active: bool | None = None
     ) -> list[Coupon]:
         """EduBrite's listCoupons pages by position (its cost grows with the page number)."""
-        query = select(*_COLUMNS).where(self._live())
+        query = select(*COLUMNS).where(self._live())
         if is_active is not None:
             query = query.where(coupons.c.is_active == is_active)
         query = query.order_by(coupons.c.seq).offset(offset).limit(limit)

@@ -13,25 +13,11 @@ from couponry.domain.coupons import Coupon
 from couponry.domain.paging import looks_like_id
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
-from couponry.store.coupon_repo import row_to_coupon
+from couponry.store.coupon_repo import COLUMNS, row_to_coupon
 from couponry.store.tenant_repo import tenant_from_columns
 
-COUPON_COLUMNS = (
-    "seq",
-    "id",
-    "tenant_id",
-    "times_used",
-    "remaining_units",
-    "credit_drawn_units",
-    "redeemed",
-    "sys_version",
-    "sys_created_at",
-    "sys_last_modified_at",
-    "sys_created_by_id",
-    "sys_last_modified_by_id",
-    "sys_deleted_by_id",
-    "body",
-)
+# The columns a coupon is read from, named once (in coupon_repo).
+COUPON_COLUMNS = tuple(column.name for column in COLUMNS)
 _INSTANTS = frozenset(
     {
         "sys_created_at",

@@ -7,16 +7,15 @@ path for coupons without a credit or groups; everything else goes through the re
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from couponry.domain.money import to_units
 from couponry.domain.paging import looks_like_id
 from couponry.domain.redemptions import Redemption
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, AsyncTransaction, Query
 from couponry.store.hot_reads import Columns, key_and_coupon, key_tenant_coupon
+from couponry.store.redemption_repo import redemption_row
 
 KEY_AND_COUPON_BY_CODE = key_and_coupon("c.code_normalized = :code")
 RESERVE_KEY = Query(
@@ -137,37 +136,9 @@ class RedemptionWrites:
         return await self.tx.fetchrow(CLAIM, params) is not None
 
     async def insert(self, r: Redemption) -> None:
-        discount_line = (
-            None
-            if r.discount_line is None
-            else json.dumps(
-                {
-                    "product_id": r.discount_line["product_id"],
-                    "amount": str(r.discount_line["amount"]),
-                }
-            )
-        )
-        params = {
-            "id": r.id,
-            "tenant_id": self.tenant_id,
-            "coupon_id": r.coupon_id,
-            "code": r.code,
-            "user_id": r.user_id,
-            "status": r.status,
-            "access": r.access,
-            "membership_status": r.membership_status,
-            "discount_units": to_units(r.discount_total),
-            "credit_units": to_units(r.credit),
-            "lines": json.dumps(
-                [{"line_id": x.line_id, "discount": str(x.discount)} for x in r.lines]
-            ),
-            "discount_line": discount_line,
-            "idempotency_key": r.idempotency_key,
-            "approved_by": r.approved_by,
-            "approved_at": _naive(r.approved_at),
-            "created_at": _naive(r.created_at),
-            "updated_at": _naive(r.updated_at),
-        }
+        params = redemption_row(r, self.tenant_id)
+        for instant in ("approved_at", "created_at", "updated_at"):
+            params[instant] = _naive(params[instant])
         await self.tx.execute(INSERT_REDEMPTION, params)
 
     async def delete(self, redemption_id: str) -> None:

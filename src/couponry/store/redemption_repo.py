@@ -139,6 +139,36 @@ _RESERVE_KEY = text(
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
 
 
+def redemption_row(r: Redemption, tenant_id: str) -> dict[str, Any]:
+    """A redemption as its row (instants aware: each driver's path stores them naive UTC)."""
+    discount_line = (
+        None
+        if r.discount_line is None
+        else json.dumps(
+            {"product_id": r.discount_line["product_id"], "amount": str(r.discount_line["amount"])}
+        )
+    )
+    return {
+        "id": r.id,
+        "tenant_id": tenant_id,
+        "coupon_id": r.coupon_id,
+        "code": r.code,
+        "user_id": r.user_id,
+        "status": r.status,
+        "access": r.access,
+        "membership_status": r.membership_status,
+        "discount_units": to_units(r.discount_total),
+        "credit_units": to_units(r.credit),
+        "lines": json.dumps([{"line_id": x.line_id, "discount": str(x.discount)} for x in r.lines]),
+        "discount_line": discount_line,
+        "idempotency_key": r.idempotency_key,
+        "approved_by": r.approved_by,
+        "approved_at": r.approved_at,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
+
+
 class RedemptionRepository:
     def __init__(self, conn: Connection, tenant_id: str) -> None:
         self.conn = conn
@@ -199,37 +229,7 @@ class RedemptionRepository:
     # --- records ---------------------------------------------------------------------------
 
     def insert(self, r: Redemption) -> None:
-        self.conn.execute(
-            _INSERT,
-            dict(
-                id=r.id,
-                tenant_id=self.tenant_id,
-                coupon_id=r.coupon_id,
-                code=r.code,
-                user_id=r.user_id,
-                status=r.status,
-                access=r.access,
-                membership_status=r.membership_status,
-                discount_units=to_units(r.discount_total),
-                credit_units=to_units(r.credit),
-                lines=json.dumps(
-                    [{"line_id": x.line_id, "discount": str(x.discount)} for x in r.lines]
-                ),
-                discount_line=None
-                if r.discount_line is None
-                else json.dumps(
-                    {
-                        "product_id": r.discount_line["product_id"],
-                        "amount": str(r.discount_line["amount"]),
-                    }
-                ),
-                idempotency_key=r.idempotency_key,
-                approved_by=r.approved_by,
-                approved_at=r.approved_at,
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-            ),
-        )
+        self.conn.execute(_INSERT, redemption_row(r, self.tenant_id))
 
     def delete(self, redemption_id: str) -> None:
         """Only to undo a record inside the transaction that wrote it (a refused claim)."""
