@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str) -> Iterator[str]:
+def serving(database_url: str) -> Iterator[tuple[str, int]]:
     port = _free_port()
     process = subprocess.Popen(
         [str(PEER_PYTHON), str(PEER), "--db", database_url, "--port", str(port), "--workers", "2"],
@@ -65,7 +65,7 @@ def serving(database_url: str) -> Iterator[str]:
                 time.sleep(0.2)
         else:
             raise RuntimeError("the reference peer did not start")
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
@@ -77,13 +77,13 @@ def serving(database_url: str) -> Iterator[str]:
 def measure(
     spread: int,
     make_db: Callable[[str], str],
-    wrk: Callable[[str, str, dict[str, str], int | None], dict[str, float]],
+    wrk: Callable[[str, str, dict[str, str], int | None, int | None], dict[str, Any]],
     warmup: int,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """hello, get, redeem_spread and redeem_hot against the peer; {scenario: wrk figures}."""
     url = make_db(PEER_DB)
-    figures: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp, serving(url) as base:
+    figures: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp, serving(url) as (base, pid):
         key = httpx.post(f"{base}/_setup/key", json={"tenant_id": TENANT}).json()["key"]
         made: list[dict[str, Any]] = httpx.post(
             f"{base}/_setup/coupons",
@@ -113,12 +113,14 @@ def measure(
             ),
         ]
         for _, script, env in plan:
-            wrk(base, script, env, warmup)
+            wrk(base, script, env, warmup, None)
         for name, script, env in plan:
-            figures[name] = wrk(base, script, env, None)
+            figures[name] = wrk(base, script, env, None, pid)
+            cpu = " ".join(f"{k} {v:.0f}" for k, v in figures[name].get("cpu_us", {}).items())
             print(
                 f"  reference {name:17} {figures[name]['rps']:9.1f} req/s"
-                f"  p99 {figures[name]['p99_ms']:.2f} ms  errors {figures[name]['errors']}",
+                f"  p99 {figures[name]['p99_ms']:.2f} ms  errors {figures[name]['errors']}"
+                f"  CPU us/req {cpu}",
                 flush=True,
             )
     return figures

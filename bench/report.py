@@ -215,8 +215,8 @@ def write_report(doc: dict[str, Any], docs: Path) -> None:
         "## Every scenario",
         "",
         "| backend | scenario | req/s | p50 ms | p99 ms | errors | baseline | ratio "
-        "| RSS before -> after MB |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| RSS before -> after MB | CPU us/request: server / PostgreSQL / wrk |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for r in results:
         ratio = f"{r['ratio']:.0%}" if r["ratio"] is not None else ""
@@ -230,9 +230,12 @@ def write_report(doc: dict[str, Any], docs: Path) -> None:
             if "coupons_per_s" in r["extra"]
             else ""
         )
+        cpu = r.get("cpu_us") or {}
+        cpu_cell = f"{cpu['server']:.0f} / {cpu['postgres']:.0f} / {cpu['wrk']:.0f}" if cpu else ""
         lines.append(
             f"| {r['backend']} | {r['scenario']}{extra} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['errors']} | {r['baseline'] or ''} | {ratio} | {rss} |"
+            f"{r['p99_ms']:.2f} | {r['errors']} | {r['baseline'] or ''} | {ratio} | {rss} "
+            f"| {cpu_cell} |"
         )
     lines += [
         "",

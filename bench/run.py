@@ -36,6 +36,7 @@ sys.path.insert(0, str(BENCH))
 import floor  # noqa: E402
 import reference  # noqa: E402
 from bulk import bulk_load_coupons, scan_keys  # noqa: E402
+from cpu import CpuSnapshot  # noqa: E402
 from report import write_report  # noqa: E402
 
 COUPONRY = str(Path(sys.executable).with_name("couponry"))
@@ -70,6 +71,8 @@ class Result:
     ratio: float | None = None
     rss_before_mb: float | None = None
     rss_after_mb: float | None = None
+    # CPU microseconds per request: server, postgres, wrk (bench/cpu.py).
+    cpu_us: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,8 +144,15 @@ def rss_mb(pid: int) -> float:
 
 
 def wrk(
-    base: str, script: str, settings: Settings, env: dict[str, str], seconds: int | None = None
-) -> dict[str, float]:
+    base: str,
+    script: str,
+    settings: Settings,
+    env: dict[str, str],
+    seconds: int | None = None,
+    server_pid: int | None = None,
+) -> dict[str, Any]:
+    """One wrk run; with `server_pid`, also the CPU each request cost (bench/cpu.py)."""
+    before = CpuSnapshot.take(server_pid)
     output = run(
         "wrk",
         f"-t{THREADS}",
@@ -157,6 +167,7 @@ def wrk(
     )
     line = next(x for x in output.splitlines() if x.startswith("WRK_JSON "))
     data = json.loads(line[len("WRK_JSON ") :])
+    after = CpuSnapshot.take(server_pid)
     seconds = data["duration_us"] / 1e6
     return {
         "rps": data["requests"] / seconds,
@@ -164,7 +175,14 @@ def wrk(
         "p99_ms": data["p99_us"] / 1000,
         "errors": data["errors"],
         "requests": data["requests"],
+        "cpu_us": before.per_request(after, data["requests"], server_pid),
     }
+
+
+def cpu_text(cpu_us: dict[str, float]) -> str:
+    if not cpu_us:
+        return ""
+    return "CPU us/req " + " ".join(f"{name} {value:.0f}" for name, value in cpu_us.items())
 
 
 def pgbench(database_url: str, script: str, settings: Settings) -> dict[str, float]:
@@ -386,7 +404,7 @@ def run_backend(
         for name, script, env, baseline in wanted:
             before = rss_mb(pid)
             spy = profiled(pid, name, backend, settings.duration - 1) if profile else None
-            figures = wrk(base, script, settings, env)
+            figures = wrk(base, script, settings, env, server_pid=pid)
             if spy is not None:
                 spy.wait(60)
             after = rss_mb(pid)
@@ -398,7 +416,7 @@ def run_backend(
             print(
                 f"  {backend:8} {name:18} {figures['rps']:9.1f} req/s"
                 f"  p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms"
-                f"  errors {figures['errors']}",
+                f"  errors {figures['errors']}  {cpu_text(figures['cpu_us'])}",
                 flush=True,
             )
         if backend == "postgres" and profile is None and (only is None or "get" in only):
@@ -501,8 +519,10 @@ def reference_results(settings: Settings) -> list[Result]:
         )
         return []
 
-    def drive(base: str, script: str, env: dict[str, str], seconds: int | None) -> dict[str, float]:
-        return wrk(base, script, settings, env, seconds=seconds)
+    def drive(
+        base: str, script: str, env: dict[str, str], seconds: int | None, pid: int | None
+    ) -> dict[str, Any]:
+        return wrk(base, script, settings, env, seconds=seconds, server_pid=pid)
 
     figures = reference.measure(settings.spread, fresh_postgres, drive, settings.warmup)
     return [Result("reference", name, **values) for name, values in figures.items()]

@@ -67,7 +67,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.adb = adb
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(HotRoutes)  # inside the guard: it refuses bad input and failures first
+    # Inside FastAPI's error middleware, which would re-raise after its 500 (see web/guard.py).
     app.add_middleware(RequestGuard)
     app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)
@@ -80,9 +80,12 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
 
 
 def create_app(settings: Settings, db: Database | None = None) -> ASGIApp:
-    """The whole service; the observability wrapper sits outside every handler."""
+    """The whole service; the observability wrapper sits outside every handler.
+
+    The hot routes are served in front of FastAPI (web/hot.py), behind a request guard of
+    their own; FastAPI's routes keep the guard inside FastAPI's stack."""
     configure_logging(settings.log_level)
-    return ObservabilityMiddleware(create_fastapi(settings, db))
+    return ObservabilityMiddleware(RequestGuard(HotRoutes(create_fastapi(settings, db))))
 
 
 def _add_operational_routes(app: FastAPI, db: Database) -> None:

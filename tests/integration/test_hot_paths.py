@@ -58,3 +58,70 @@ def test_the_others_go_the_general_way(
     reply = api.post(f"/redemptions/{tenant.tenant_id}", json=cart(code))
     assert reply.status_code == expected, reply.text
     assert general_way == [tenant.tenant_id]
+
+
+# --- the claims and the record in one statement (store/hot_redemptions.py) -----------------
+
+
+def _coupon(api: Api, tenant: TenantKeys, code: str, **fields: object) -> dict[str, Any]:
+    reply = api.post(f"/coupons/{tenant.tenant_id}", json=percent_coupon(code=code, **fields))
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
+
+
+def _state(api: Api, tenant: TenantKeys, coupon: dict[str, Any]) -> tuple[int, int]:
+    """(the coupon's times_used, how many redemptions it has)."""
+    used = api.get(f"/coupons/{tenant.tenant_id}/{coupon['id']}").json()["times_used"]
+    listed = api.get(f"/redemptions/{tenant.tenant_id}", params={"coupon_id": coupon["id"]})
+    return used, len(listed.json())
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_user_at_their_limit_is_refused_as_such_and_the_coupon_keeps_its_use(
+    api: Api, tenant: TenantKeys, with_key: bool
+) -> None:
+    """The coupon's use is claimed before the user's: when the user's is refused, the
+    coupon's comes back (transaction or savepoint), and the refusal is the user's limit
+    even when the coupon's own claim took its last use."""
+    coupon = _coupon(api, tenant, "USER-LIMIT", usage_limit=2, max_uses_per_user=1)
+    first = api.post(f"/redemptions/{tenant.tenant_id}", json=cart("USER-LIMIT"))
+    assert first.status_code == 201, first.text
+    headers = {"Idempotency-Key": "again-1"} if with_key else {}
+    again = api.post(f"/redemptions/{tenant.tenant_id}", json=cart("USER-LIMIT"), headers=headers)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "user_limit_reached"
+    assert _state(api, tenant, coupon) == (1, 1)
+    if with_key:  # the refusal is kept with its key, and replayed
+        replay = api.post(
+            f"/redemptions/{tenant.tenant_id}", json=cart("USER-LIMIT"), headers=headers
+        )
+        assert replay.status_code == 409 and replay.text == again.text
+        assert replay.headers.get("Idempotent-Replayed") == "true"
+    other = dict(cart("USER-LIMIT"), user_id="u-other")
+    assert api.post(f"/redemptions/{tenant.tenant_id}", json=other).status_code == 201
+    assert _state(api, tenant, coupon) == (2, 2)
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_coupon_at_its_limit_writes_nothing(api: Api, tenant: TenantKeys, with_key: bool) -> None:
+    coupon = _coupon(api, tenant, "LAST-USE", usage_limit=1)
+    assert api.post(f"/redemptions/{tenant.tenant_id}", json=cart("LAST-USE")).status_code == 201
+    headers = {"Idempotency-Key": "late-1"} if with_key else {}
+    late = dict(cart("LAST-USE"), user_id="u-late")
+    refused = api.post(f"/redemptions/{tenant.tenant_id}", json=late, headers=headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "usage_limit_reached"
+    assert _state(api, tenant, coupon) == (1, 1)
+    # the late user holds no use: with a per-user view of uses, nothing was counted for them
+    listed = api.get(f"/redemptions/{tenant.tenant_id}", params={"user_id": "u-late"})
+    assert listed.json() == []
+
+
+def test_a_per_user_limit_counts_every_use_of_the_user(api: Api, tenant: TenantKeys) -> None:
+    coupon = _coupon(api, tenant, "THREE-EACH", max_uses_per_user=3)
+    codes = [
+        api.post(f"/redemptions/{tenant.tenant_id}", json=cart("THREE-EACH")).status_code
+        for _ in range(4)
+    ]
+    assert codes == [201, 201, 201, 409]
+    assert _state(api, tenant, coupon) == (3, 3)

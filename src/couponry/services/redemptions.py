@@ -9,7 +9,8 @@ the claim inside the same transaction, so a refused request changes nothing but 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -200,10 +201,16 @@ async def redeem_hot(
     render: Renderer,
 ) -> Reply:
     """`redeem` for a coupon that `takes_hot_path`, on the async database: the same steps,
-    claims and refusals, in one transaction (claim the user's use, record, claim the coupon's
-    use last, so its row lock is held only to the commit)."""
+    claims and refusals. The claims and the record are one statement (`claim_and_record`);
+    with neither a per-user limit nor an Idempotency-Key nothing in it can be refused after
+    the coupon's use is claimed, so it runs on its own; otherwise it runs in a transaction,
+    with the key's reservation and reply."""
     assert takes_hot_path(coupon)
     key = _check_key(idempotency_key)
+    if key is None and coupon.data.max_uses_per_user is None:
+        writes = RedemptionWrites(adb, tenant.id)
+        status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
+        return Reply(status, body, False)
     digest = request_hash(doc) if key else ""
     async with adb.transaction() as tx:
         writes = RedemptionWrites(tx, tenant.id)
@@ -213,7 +220,11 @@ async def redeem_hot(
                 return replay
         refusal: CouponryError | None = None
         try:
-            status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
+            # A refusal after the coupon's claim is undone to here; the key and its reply stay.
+            limited = coupon.data.max_uses_per_user is not None
+            async with tx.savepoint() if key is not None and limited else _nothing():
+                redemption = await _claim_hot(writes, tenant, coupon, cart, now, key)
+            status, body = render.success(redemption)
         except REFUSAL_TYPES as error:
             if key is None:
                 raise  # nothing is kept: the transaction rolls back
@@ -222,6 +233,11 @@ async def redeem_hot(
         if key is not None:
             await writes.store_reply(key, status, body)
     return Reply(status, body, False, refusal.code if refusal else None)
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 async def _reserve_hot(
@@ -252,15 +268,15 @@ async def _claim_hot(
     refusal = check_usable(d, cart, now=now, is_current_member=False, quote_eligible=q.eligible)
     if refusal is not None:
         raise REFUSALS[refusal.code](refusal.message)
-    if not await writes.claim_user_use(coupon.id, cart.user_id, limit=d.max_uses_per_user):
-        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
     redemption = _record(coupon, cart, q, tenant, now, key, Decimal(0))
-    await writes.insert(redemption)
-    if not await writes.claim_use(coupon.id):
-        # undone here because a refusal under an Idempotency-Key is committed with its reply
-        await writes.delete(redemption.id)
-        await writes.release_user_use(coupon.id, cart.user_id)
+    limit = d.max_uses_per_user
+    if limit is not None and limit < 1:
         raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
+    coupon_claimed, user_claimed = await writes.claim_and_record(redemption, user_limit=limit)
+    if not coupon_claimed:  # nothing was written: the counters say why
+        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
+    if not user_claimed:  # the coupon's use is undone by the caller's transaction
+        raise UserLimitReached()
     return redemption
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,23 +36,32 @@ COLUMNS = (
 )
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def row_to_coupon(row: Any) -> Coupon:
-    """A coupon from its columns, read by attribute (a SQLAlchemy row or hot_reads' view)."""
-    body = codec.loads(row.body)
+    """A coupon from a SQLAlchemy row (its instants already aware)."""
+    return coupon_from_columns(row._mapping)
+
+
+def coupon_from_columns(row: Mapping[str, Any], instant: Callable[[Any], Any] = _same) -> Coupon:
+    """A coupon from its columns by name; `instant` makes a driver's stored instant aware."""
+    remaining = row["remaining_units"]
     return Coupon(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        data=CouponFields(**body),
-        sys_version=row.sys_version,
-        sys_created_at=row.sys_created_at,
-        sys_last_modified_at=row.sys_last_modified_at,
-        sys_created_by_id=row.sys_created_by_id,
-        sys_last_modified_by_id=row.sys_last_modified_by_id,
-        times_used=row.times_used,
-        remaining_amount=None if row.remaining_units is None else from_units(row.remaining_units),
-        sys_deleted_by_id=row.sys_deleted_by_id,
-        redeemed=bool(row.redeemed),
-        credit_drawn=from_units(row.credit_drawn_units),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        data=CouponFields.from_stored(codec.loads(row["body"])),
+        sys_version=row["sys_version"],
+        sys_created_at=instant(row["sys_created_at"]),
+        sys_last_modified_at=instant(row["sys_last_modified_at"]),
+        sys_created_by_id=row["sys_created_by_id"],
+        sys_last_modified_by_id=row["sys_last_modified_by_id"],
+        times_used=row["times_used"],
+        remaining_amount=None if remaining is None else from_units(remaining),
+        sys_deleted_by_id=row["sys_deleted_by_id"],
+        redeemed=bool(row["redeemed"]),
+        credit_drawn=from_units(row["credit_drawn_units"]),
     )
 
 

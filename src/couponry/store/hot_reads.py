@@ -13,7 +13,7 @@ from couponry.domain.coupons import Coupon
 from couponry.domain.paging import looks_like_id
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
-from couponry.store.coupon_repo import COLUMNS, row_to_coupon
+from couponry.store.coupon_repo import COLUMNS, coupon_from_columns
 from couponry.store.tenant_repo import tenant_from_columns
 
 # The columns a coupon is read from, named once (in coupon_repo).
@@ -112,5 +112,5 @@ def key_tenant_coupon(key_id: str, row: Any) -> tuple[ApiKeyRecord, Tenant, Coup
         admins=row["admins"],
         created_at=cols.tenant_created_at,
     )
-    coupon = row_to_coupon(cols) if row["id"] is not None else None
+    coupon = coupon_from_columns(row, instant) if row["id"] is not None else None
     return key, tenant, coupon

@@ -7,13 +7,14 @@ path for coupons without a credit or groups; everything else goes through the re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from couponry.domain.paging import looks_like_id
 from couponry.domain.redemptions import Redemption
 from couponry.domain.tenants import ApiKeyRecord, Tenant
-from couponry.store.async_db import AsyncDatabase, AsyncTransaction, Query
+from couponry.store.async_db import AsyncDatabase, Query
 from couponry.store.hot_reads import Columns, key_and_coupon, key_tenant_coupon
 from couponry.store.redemption_repo import redemption_row
 
@@ -37,31 +38,35 @@ STORE_REPLY = Query(
     "UPDATE idempotency_keys SET status_code = :status_code, response_body = :body "
     "WHERE tenant_id = :tenant_id AND key = :key"
 )
-_UPSERT_USE = (
-    "INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses) "
-    "VALUES (:coupon_id, :user_id, :tenant_id, 1) "
-    "ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1 "
+_RECORD = (
+    "id, tenant_id, coupon_id, code, user_id, status, access, membership_status, "
+    "discount_units, credit_units, lines, discount_line, idempotency_key, approved_by, "
+    "approved_at, created_at, updated_at"
 )
-CLAIM_USER = Query(_UPSERT_USE + "RETURNING uses")
-CLAIM_USER_LIMITED = Query(_UPSERT_USE + "WHERE coupon_user_uses.uses < :limit RETURNING uses")
-RELEASE_USER = Query(
-    "UPDATE coupon_user_uses SET uses = uses - 1 "
-    "WHERE coupon_id = :coupon_id AND user_id = :user_id AND uses > 0"
+# The claims and the record in one statement, coupon first: its use, then (only if it was
+# claimed) the user's use, then (only if that was claimed) the redemption. Each step is
+# conditional, so a refused step leaves the later ones undone; a refusal of the user's use
+# after the coupon's claim is undone by the caller's transaction (or savepoint). With no
+# per-user limit nothing after the coupon's claim can be refused, and the statement alone
+# is the whole redemption (autocommit: two round trips for a redeem, read and write).
+CLAIM_AND_RECORD = Query(
+    "WITH use AS ("
+    " UPDATE coupons SET times_used = times_used + 1, redeemed = true"
+    " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
+    " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
+    "), user_use AS ("
+    " INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses)"
+    " SELECT id, :user_id, :tenant_id, 1 FROM use"
+    " ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1"
+    " WHERE CAST(:user_limit AS integer) IS NULL OR coupon_user_uses.uses < :user_limit"
+    " RETURNING coupon_id"
+    "), recorded AS ("
+    f" INSERT INTO redemptions ({_RECORD}) SELECT "
+    + ", ".join(f":{name}" for name in _RECORD.split(", "))
+    + " FROM user_use"
+    ") SELECT (SELECT count(*) FROM use) AS claimed,"
+    " (SELECT count(*) FROM user_use) AS user_claimed"
 )
-CLAIM = Query(
-    "UPDATE coupons SET times_used = times_used + 1, redeemed = true "
-    "WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL "
-    "AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING times_used"
-)
-INSERT_REDEMPTION = Query(
-    "INSERT INTO redemptions (id, tenant_id, coupon_id, code, user_id, status, access, "
-    "membership_status, discount_units, credit_units, lines, discount_line, idempotency_key, "
-    "approved_by, approved_at, created_at, updated_at) VALUES (:id, :tenant_id, :coupon_id, "
-    ":code, :user_id, :status, :access, :membership_status, :discount_units, :credit_units, "
-    ":lines, :discount_line, :idempotency_key, :approved_by, :approved_at, :created_at, "
-    ":updated_at)"
-)
-DELETE_REDEMPTION = Query("DELETE FROM redemptions WHERE tenant_id = :tenant_id AND id = :id")
 COUNTERS = Query(
     "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses "
     "FROM coupons c LEFT JOIN coupon_user_uses u "
@@ -85,10 +90,19 @@ async def key_with_coupon_by_code(
     return None if row is None else key_tenant_coupon(key_id, row)
 
 
-class RedemptionWrites:
-    """The statements of one redemption, inside one transaction, scoped to one tenant."""
+class Statements(Protocol):
+    """Where statements run: a transaction, or the database itself (each one autocommitted)."""
 
-    def __init__(self, tx: AsyncTransaction, tenant_id: str) -> None:
+    async def fetchrow(self, query: Query, params: Mapping[str, Any]) -> Any: ...
+
+    async def execute(self, query: Query, params: Mapping[str, Any]) -> None: ...
+
+
+class RedemptionWrites:
+    """The statements of one redemption, scoped to one tenant: inside one transaction, or
+    (`claim_and_record` with no per-user limit and no Idempotency-Key) on their own."""
+
+    def __init__(self, tx: Statements, tenant_id: str) -> None:
         self.tx = tx
         self.tenant_id = tenant_id
 
@@ -116,34 +130,14 @@ class RedemptionWrites:
         }
         await self.tx.execute(STORE_REPLY, params)
 
-    async def claim_user_use(self, coupon_id: str, user_id: str, *, limit: int | None) -> bool:
-        if limit is not None and limit < 1:
-            return False
-        params: dict[str, Any] = {
-            "coupon_id": coupon_id,
-            "user_id": user_id,
-            "tenant_id": self.tenant_id,
-        }
-        if limit is None:
-            return await self.tx.fetchrow(CLAIM_USER, params) is not None
-        return await self.tx.fetchrow(CLAIM_USER_LIMITED, params | {"limit": limit}) is not None
-
-    async def release_user_use(self, coupon_id: str, user_id: str) -> None:
-        await self.tx.execute(RELEASE_USER, {"coupon_id": coupon_id, "user_id": user_id})
-
-    async def claim_use(self, coupon_id: str) -> bool:
-        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id}
-        return await self.tx.fetchrow(CLAIM, params) is not None
-
-    async def insert(self, r: Redemption) -> None:
-        params = redemption_row(r, self.tenant_id)
+    async def claim_and_record(self, r: Redemption, *, user_limit: int | None) -> tuple[bool, bool]:
+        """(the coupon's use claimed, the user's use claimed): both, and `r` is recorded."""
+        params: dict[str, Any] = redemption_row(r, self.tenant_id)
         for instant in ("approved_at", "created_at", "updated_at"):
             params[instant] = _naive(params[instant])
-        await self.tx.execute(INSERT_REDEMPTION, params)
-
-    async def delete(self, redemption_id: str) -> None:
-        """Only to undo a record inside the transaction that wrote it (a refused claim)."""
-        await self.tx.execute(DELETE_REDEMPTION, {"tenant_id": self.tenant_id, "id": redemption_id})
+        params["user_limit"] = user_limit
+        row = await self.tx.fetchrow(CLAIM_AND_RECORD, params)
+        return bool(row["claimed"]), bool(row["user_claimed"])
 
     async def counters(self, coupon_id: str, user_id: str) -> Any:
         """times_used, usage_limit, max_uses_per_user, deleted_at and this user's uses."""

@@ -1,7 +1,8 @@
 """The request guard: what every request passes before a handler, and after one fails.
 
 It sits inside the framework's outermost error middleware (Starlette's ServerErrorMiddleware),
-for two reasons:
+and a second one in front of the hot routes, which are served before FastAPI (web/hot.py); a
+request passes the input check once. Two reasons:
 
 * Parameters that reach SQL are refused here, whatever the endpoint: a path or query string
   holding NUL, another control character, a lone surrogate or U+FFFE/U+FFFF answers 400
@@ -27,6 +28,7 @@ from couponry.store.db import is_unavailable
 from couponry.web.errors import render_error
 
 log = logging.getLogger("couponry.web")
+_CHECKED = "couponry.input_checked"  # set in the scope once the input check has passed
 
 
 def unsafe_parameter(pairs: list[tuple[str, str]]) -> str | None:
@@ -46,10 +48,12 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = _refuse_unsafe(scope)
-        if refusal is not None:
-            await render_error(Request(scope), refusal)(scope, receive, send)
-            return
+        if _CHECKED not in scope:
+            scope[_CHECKED] = True
+            refusal = _refuse_unsafe(scope)
+            if refusal is not None:
+                await render_error(Request(scope), refusal)(scope, receive, send)
+                return
         started = False
 
         async def send_tracking(message: Message) -> None:
