@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +75,26 @@ def serving(database_url: str) -> Iterator[tuple[str, int]]:
             process.kill()
 
 
-def measure(
-    spread: int,
-    make_db: Callable[[str], str],
-    wrk: Callable[[str, str, dict[str, str], int | None, int | None], dict[str, Any]],
-    warmup: int,
-) -> dict[str, dict[str, Any]]:
-    """hello, get, redeem_spread and redeem_hot against the peer; {scenario: wrk figures}."""
+@dataclass
+class Peer:
+    """The running peer: where it listens, its pid (for CPU figures) and its scenarios."""
+
+    base: str
+    pid: int
+    url: str
+    plan: dict[str, tuple[str, dict[str, str]]]  # scenario -> (wrk script, environment)
+
+
+@contextmanager
+def started(spread: int, make_db: Callable[[str], str]) -> Iterator[Peer | None]:
+    """The peer on a fresh database of its own, loaded with `spread` coupons and HOT-1; None
+    when it is not available. couponry's bench drives it scenario by scenario, alternating
+    with couponry's own rounds (bench/run.py)."""
+    if not available():
+        print(f"  reference peer not measured: {PEER} or {PEER_PYTHON} missing", flush=True)
+        yield None
+        return
     url = make_db(PEER_DB)
-    figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp, serving(url) as (base, pid):
         key = httpx.post(f"{base}/_setup/key", json={"tenant_id": TENANT}).json()["key"]
         made: list[dict[str, Any]] = httpx.post(
@@ -98,29 +110,15 @@ def measure(
         codes = Path(tmp) / "codes.txt"
         codes.write_text("\n".join(c["code"] for c in made))
         common = {"BENCH_TENANT": TENANT, "BENCH_KEY": key}
-        plan = [
-            ("hello", "hello.lua", common),
-            ("get", "get.lua", {**common, "BENCH_IDS_FILE": str(ids)}),
-            (
-                "redeem_spread",
-                "cart.lua",
-                {**common, "BENCH_PATH": f"/redemptions/{TENANT}", "BENCH_CODES_FILE": str(codes)},
-            ),
-            (
-                "redeem_hot",
-                "cart.lua",
-                {**common, "BENCH_PATH": f"/redemptions/{TENANT}", "BENCH_CODE": "HOT-1"},
-            ),
-        ]
-        for _, script, env in plan:
-            wrk(base, script, env, warmup, None)
-        for name, script, env in plan:
-            figures[name] = wrk(base, script, env, None, pid)
-            cpu = " ".join(f"{k} {v:.0f}" for k, v in figures[name].get("cpu_us", {}).items())
-            print(
-                f"  reference {name:17} {figures[name]['rps']:9.1f} req/s"
-                f"  p99 {figures[name]['p99_ms']:.2f} ms  errors {figures[name]['errors']}"
-                f"  CPU us/req {cpu}",
-                flush=True,
-            )
-    return figures
+        redeem = {**common, "BENCH_PATH": f"/redemptions/{TENANT}"}
+        yield Peer(
+            base,
+            pid,
+            url,
+            {
+                "hello": ("hello.lua", common),
+                "get": ("get.lua", {**common, "BENCH_IDS_FILE": str(ids)}),
+                "redeem_spread": ("cart.lua", {**redeem, "BENCH_CODES_FILE": str(codes)}),
+                "redeem_hot": ("cart.lua", {**redeem, "BENCH_CODE": "HOT-1"}),
+            },
+        )

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -386,7 +387,11 @@ def run_backend(
     settings: Settings,
     profile: set[str] | None = None,
     only: set[str] | None = None,
+    peer: reference.Peer | None = None,
 ) -> list[Result]:
+    """Every scenario against `couponry serve`; those the reference peer also serves run in
+    alternating rounds, couponry then the peer, so both see the same state of this machine
+    (its figures move by 15-30% from one minute to the next)."""
     results: list[Result] = []
     run(COUPONRY, "db", "upgrade", env=base_env(database_url))
     with tempfile.TemporaryDirectory() as tmp, serving(database_url) as (base, pid):
@@ -398,13 +403,26 @@ def run_backend(
             for s in scenarios(data)
             if (profile is None or s[0] in profile) and (only is None or s[0] in only)
         ]
-        for _name, script, env, _ in wanted:
+        paired = {} if peer is None or profile else peer.plan
+        for name, script, env, _ in wanted:
             wrk(base, script, settings, env, seconds=settings.warmup)
+            if name in paired and peer is not None:
+                peer_script, peer_env = paired[name]
+                wrk(peer.base, peer_script, settings, peer_env, seconds=settings.warmup)
         quiesce(database_url)
+        if paired and peer is not None:
+            quiesce(peer.url)
         for name, script, env, baseline in wanted:
             before = rss_mb(pid)
             spy = profiled(pid, name, backend, settings.duration - 1) if profile else None
-            figures = wrk(base, script, settings, env, server_pid=pid)
+            if name in paired and peer is not None:
+                figures, theirs = alternate(
+                    settings, (base, script, env, pid), (peer.base, *paired[name], peer.pid)
+                )
+                results.append(Result("reference", name, **theirs))
+                show("reference", name, theirs)
+            else:
+                figures = wrk(base, script, settings, env, server_pid=pid)
             if spy is not None:
                 spy.wait(60)
             after = rss_mb(pid)
@@ -413,15 +431,54 @@ def run_backend(
             if name == "batch_create_100":
                 result.extra["coupons_per_s"] = figures["rps"] * 100
             results.append(result)
-            print(
-                f"  {backend:8} {name:18} {figures['rps']:9.1f} req/s"
-                f"  p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms"
-                f"  errors {figures['errors']}  {cpu_text(figures['cpu_us'])}",
-                flush=True,
-            )
+            show(backend, name, figures)
         if backend == "postgres" and profile is None and (only is None or "get" in only):
             results.append(get_floor(database_url, data, settings))
+        if backend == "postgres" and profile is None and (only is None or "redeem_spread" in only):
+            results.append(redeem_floor(database_url, data, settings))
     return results
+
+
+Target = tuple[str, str, dict[str, str], int]  # base URL, wrk script, environment, server pid
+
+
+def alternate(settings: Settings, ours: Target, theirs: Target) -> tuple[dict[str, Any], ...]:
+    """`settings.duration` seconds of wrk on each, in rounds: ours, theirs, ours, theirs..."""
+    rounds = max(1, settings.duration // 2)
+    seconds = max(1, settings.duration // rounds)
+    runs: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for _ in range(rounds):
+        for side, (url, script, env, server_pid) in zip(runs, (ours, theirs), strict=True):
+            side.append(wrk(url, script, settings, env, seconds=seconds, server_pid=server_pid))
+    return combine(runs[0]), combine(runs[1])
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds as one run: requests over the time they took; the median round's latencies;
+    CPU per request weighted by requests."""
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["requests"] / r["rps"] for r in rounds if r["rps"])
+    cpu: dict[str, float] = {}
+    for r in rounds:
+        for name, value in r["cpu_us"].items():
+            cpu[name] = cpu.get(name, 0.0) + value * r["requests"] / max(requests, 1)
+    return {
+        "rps": requests / seconds if seconds else 0.0,
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "errors": sum(r["errors"] for r in rounds),
+        "requests": requests,
+        "cpu_us": cpu,
+    }
+
+
+def show(backend: str, name: str, figures: dict[str, Any]) -> None:
+    print(
+        f"  {backend:9} {name:18} {figures['rps']:9.1f} req/s"
+        f"  p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms"
+        f"  errors {figures['errors']}  {cpu_text(figures['cpu_us'])}",
+        flush=True,
+    )
 
 
 def get_floor(database_url: str, data: Loaded, settings: Settings) -> Result:
@@ -436,6 +493,22 @@ def get_floor(database_url: str, data: Loaded, settings: Settings) -> Result:
     )
     print(f"  postgres floor_get          {figures['rps']:9.1f} statements/s", flush=True)
     return Result("postgres", "floor_get", **figures)
+
+
+def redeem_floor(database_url: str, data: Loaded, settings: Settings) -> Result:
+    """A spread redemption's own SQL from a plain asyncpg loop at wrk's concurrency."""
+    ids = Path(data.ids_file).read_text().split()
+    codes = Path(data.codes_file).read_text().split()
+    figures = floor.redeem_floor(
+        database_url.replace("postgresql+psycopg://", "postgresql://"),
+        key_id=data.key.split(".")[0],
+        tenant_id=data.tenant,
+        coupons=list(zip(ids, codes, strict=True)),
+        concurrency=CONNECTIONS,
+        seconds=settings.duration,
+    )
+    print(f"  postgres floor_redeem       {figures['rps']:9.1f} redemptions/s", flush=True)
+    return Result("postgres", "floor_redeem", **figures)
 
 
 def quiesce(database_url: str) -> None:
@@ -508,24 +581,6 @@ def scale(backend: str, database_url: str, settings: Settings) -> list[Result]:
 
 # The hot paths of issue 9, each against the same scenario of the reference peer.
 REFERENCE_SCENARIOS = ("hello", "get", "redeem_spread", "redeem_hot")
-
-
-def reference_results(settings: Settings) -> list[Result]:
-    """The lean reference on its own database, same wrk settings; nothing if it is absent."""
-    if not reference.available():
-        print(
-            f"  reference peer not measured: {reference.PEER} or {reference.PEER_PYTHON} missing",
-            flush=True,
-        )
-        return []
-
-    def drive(
-        base: str, script: str, env: dict[str, str], seconds: int | None, pid: int | None
-    ) -> dict[str, Any]:
-        return wrk(base, script, settings, env, seconds=seconds, server_pid=pid)
-
-    figures = reference.measure(settings.spread, fresh_postgres, drive, settings.warmup)
-    return [Result("reference", name, **values) for name, values in figures.items()]
 
 
 def compare_with_reference(results: list[Result]) -> None:
@@ -613,9 +668,11 @@ def main() -> None:
         hot = set(args.scenarios.split(",")) if args.scenarios else set(REFERENCE_SCENARIOS)
         for backend in [args.only] if args.only else ["postgres", "sqlite"]:
             url = fresh_postgres() if backend == "postgres" else fresh_sqlite()
-            results += run_backend(backend, url, settings, only=hot)
-        if args.hot and args.only in (None, "postgres"):
-            results += reference_results(settings)
+            if backend == "postgres" and args.hot:
+                with reference.started(settings.spread, fresh_postgres) as peer:
+                    results += run_backend(backend, url, settings, only=hot, peer=peer)
+            else:
+                results += run_backend(backend, url, settings, only=hot)
         compare_with_reference(results)
         attach_baselines(results)
         for r in results:
@@ -625,8 +682,8 @@ def main() -> None:
     if args.only in (None, "postgres"):
         url = fresh_postgres()
         print("PostgreSQL", flush=True)
-        results += run_backend("postgres", url, settings)
-        results += reference_results(settings)
+        with reference.started(settings.spread, fresh_postgres) as peer:
+            results += run_backend("postgres", url, settings, peer=peer)
         results += pgbench_baselines(url, settings)
         results += scale("postgres", url, settings)
     if args.only in (None, "sqlite"):

@@ -60,6 +60,10 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(dumps(value), status, headers=headers, media_type="application/json")
 
 
+# Made once: json.loads with options builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def parse_json(raw: bytes) -> Any:
     """Numbers with a fraction become Decimal; NaN and Infinity are refused."""
     try:
@@ -67,7 +71,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise MalformedJson("The body is not valid UTF-8.") from None
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise MalformedJson("The body nests too deeply.") from None
     except json.JSONDecodeError as exc:

@@ -23,10 +23,10 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -187,7 +187,7 @@ def _request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
             if _VALID_REQUEST_ID.fullmatch(value):
                 return value
             break
-    return uuid.uuid4().hex.encode("ascii")
+    return secrets.token_hex(16).encode("ascii")  # 128 random bits, as uuid4's 122, cheaper
 
 
 def _route_template(scope: Scope) -> str:
