@@ -15,7 +15,7 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -23,7 +23,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
-from couponry.store.db import is_sqlite, normalise_url
+from couponry.store.db import LOST_CONNECTION, is_sqlite, normalise_url
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -74,11 +74,20 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
 class AsyncDatabase:
     """`fetchrow` on the primary (or a replica): one statement, autocommit."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 15000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        busy_timeout_ms: int = 15000,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self.sqlite = is_sqlite(self.url)
         self.pool_size = pool_size
         self.busy_timeout_ms = busy_timeout_ms
+        # Told when PostgreSQL went away: the synchronous engine's pool then starts afresh too.
+        self.on_lost = on_lost
         self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._local = threading.local()
@@ -103,7 +112,10 @@ class AsyncDatabase:
             if pool is None:
                 pool = await asyncpg.create_pool(
                     self._dsn(),
-                    min_size=1,
+                    # Connections are opened as requests need them. With a floor, asyncpg
+                    # reopens lost ones in the background while PostgreSQL is away, logging
+                    # every failed attempt with a traceback; requests answer 503 meanwhile.
+                    min_size=0,
                     max_size=self.pool_size,
                     reset=_no_reset,
                     # The hot statements look rows up by unique keys, where PostgreSQL's cached
@@ -146,9 +158,13 @@ class AsyncDatabase:
         """The first row (mapping access by column name) or None."""
         if self.sqlite:
             return await run_in_threadpool(self._sqlite_fetchrow, query, params)
-        pool = await self._postgres()
-        async with pool.acquire() as conn:
-            return await conn.fetchrow(query.postgres, *query.positional(params))
+        try:
+            pool = await self._postgres()
+            async with pool.acquire() as conn:
+                return await conn.fetchrow(query.postgres, *query.positional(params))
+        except LOST_CONNECTION:
+            self._lost()
+            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
@@ -159,9 +175,17 @@ class AsyncDatabase:
         """
         if self.sqlite:
             raise RuntimeError("SQLite writes go through the synchronous Database")
-        pool = await self._postgres()
-        async with pool.acquire() as conn, conn.transaction():
-            yield AsyncTransaction(conn)
+        try:
+            pool = await self._postgres()
+            async with pool.acquire() as conn, conn.transaction():
+                yield AsyncTransaction(conn)
+        except LOST_CONNECTION:
+            self._lost()
+            raise
+
+    def _lost(self) -> None:
+        if self.on_lost is not None:
+            self.on_lost()
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
