@@ -45,6 +45,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
         settings.database_url,
         pool_size=settings.pool_size,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        on_lost=database.forget_connections,
     )
 
     @asynccontextmanager

@@ -22,9 +22,11 @@ from starlette.testclient import TestClient
 
 from couponry.app import create_app
 from couponry.config import Settings
+from couponry.services.coupons import create_coupon
+from couponry.services.tenants import get_tenant
 from couponry.store.db import Database, normalise_url
 from couponry.store.migrate import upgrade
-from tests.conftest import make_tenant, percent_coupon
+from tests.conftest import make_tenant, now, percent_coupon
 from tests.e2e.server import cli_env, free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -99,27 +101,35 @@ def test_postgres_outage_answers_503_and_keeps_the_connection(
     proxy = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
     tenant = make_tenant(db, prefix="outage")
+    owner = get_tenant(db, tenant_id=tenant.tenant_id)
+    coupon = create_coupon(db, tenant=owner, actor_id="t", doc=percent_coupon(), now=now())
     path = f"/coupons/{tenant.tenant_id}"
+    # A scan (the key read on asyncpg, the page through SQLAlchemy) and one coupon (the hot
+    # route: one asyncpg read): after the outage, neither pool hands out a dead connection.
+    paths = [path, f"{path}/{coupon.id}"]
     with running_server(cli_env(through_proxy), workers=1) as server:
         port = int(server.base.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        status, _, _ = request(conn, path, tenant.admin)
-        assert status == 200
+        for each in paths:
+            status, _, _ = request(conn, each, tenant.admin)
+            assert status == 200
         assert conn.sock is not None
         local = conn.sock.getsockname()
 
         proxy.cut()
         for _ in range(3):  # one failure per request, never the connection
-            status, headers, body = request(conn, path, tenant.admin)
-            assert status == 503, body
-            assert headers["Retry-After"] == "1"
-            assert body["error"]["code"] == "unavailable"
-            assert "close" not in (headers.get("Connection") or "").lower()
-            assert conn.sock is not None and conn.sock.getsockname() == local
+            for each in paths:
+                status, headers, body = request(conn, each, tenant.admin)
+                assert status == 503, body
+                assert headers["Retry-After"] == "1"
+                assert body["error"]["code"] == "unavailable"
+                assert "close" not in (headers.get("Connection") or "").lower()
+                assert conn.sock is not None and conn.sock.getsockname() == local
 
         proxy.restore()
-        status, _, body = request(conn, path, tenant.admin)
-        assert status == 200, body
+        for each in paths:
+            status, _, body = request(conn, each, tenant.admin)
+            assert status == 200, body
         assert conn.sock is not None and conn.sock.getsockname() == local
         assert "Traceback" not in server.output()
         conn.close()

@@ -372,6 +372,44 @@ def test_admin_key_may_do_everything(api: Api, own: Own, endpoint: str) -> None:
     assert_success(response, status)
 
 
+# --- the order of refusals for a request with a body -------------------------------------------
+
+MIB = 1024 * 1024
+NO_REDEMPTION = "ffff-ffff-ffff-ffff"
+# Every endpoint that reads a body (the redemption ones here too), as an admin key sends it.
+BODY_CALLS: dict[str, Callable[[Own], Call]] = {
+    name: build for name, (build, _) in ENDPOINTS.items() if build(_SAMPLE).body is not None
+} | {
+    "validate": lambda o: Call("POST", f"/coupons/{o.tenant}/validate", {}),
+    "redeem": lambda o: Call("POST", f"/redemptions/{o.tenant}", {}),
+    "approve": lambda o: Call("POST", f"/redemptions/{o.tenant}/{NO_REDEMPTION}/approve", {}),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(BODY_CALLS))
+def test_body_refusals_come_in_order(api: Api, own: Own, tenant: TenantKeys, endpoint: str) -> None:
+    """413 (too large, whatever the key), then 401 (no key), 403 (the role), and only then
+    what is wrong with the body: 415 (its type) and 400 (not JSON)."""
+    call = BODY_CALLS[endpoint](own)
+    anonymous, reader = api.as_key(None), api.as_key(tenant.read)
+    as_json = {"Content-Type": "application/json"}
+    as_text = {"Content-Type": "text/plain"}
+
+    def send(caller: Api, content: Any, headers: dict[str, str]) -> Any:
+        return caller.request(call.method, call.url, content=content, headers=headers)
+
+    before = state(api, own.tenant)
+    too_large = b"[" + b" " * MIB + b"]"
+    assert_error(send(anonymous, too_large, as_json), 413, ("payload_too_large",))
+    chunked = iter([b"[", b" " * MIB, b"]"])  # no Content-Length: counted as it is read
+    assert_error(send(anonymous, chunked, as_json), 413, ("payload_too_large",))
+    assert_error(send(anonymous, b"{", as_text), 401)
+    assert_error(send(reader, b"{", as_text), 403, ("insufficient_role",))
+    assert_error(send(api, b"{", as_text), 415, ("unsupported_media_type",))
+    assert_error(send(api, b"{", as_json), 400, ("malformed_json",))
+    assert state(api, own.tenant) == before
+
+
 def test_admin_changes_are_seen_by_read_key(api: Api, own: Own, tenant: TenantKeys) -> None:
     reader = api.as_key(tenant.read)
     patched = api.patch(f"/coupons/{own.tenant}/{own.coupon}", json=PATCH_PERCENT)

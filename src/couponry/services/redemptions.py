@@ -207,13 +207,13 @@ async def redeem_hot(
     with the key's reservation and reply."""
     assert takes_hot_path(coupon)
     key = _check_key(idempotency_key)
-    if key is None and coupon.data.max_uses_per_user is None:
+    if key is None and coupon.data.max_uses_per_user is None and not adb.sqlite:
         writes = RedemptionWrites(adb, tenant.id)
         status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
         return Reply(status, body, False)
     digest = request_hash(doc) if key else ""
     async with adb.transaction() as tx:
-        writes = RedemptionWrites(tx, tenant.id)
+        writes = RedemptionWrites(tx, tenant.id, sqlite=adb.sqlite)
         if key is not None:
             replay = await _reserve_hot(writes, key, digest, now)
             if replay is not None:

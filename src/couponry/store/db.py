@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -32,10 +34,29 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# PostgreSQL went away, as asyncpg (store/async_db.py) reports it: the connection failed or
+# was lost (SQLSTATE class 08), the server is shutting down or starting up (57), or the socket
+# was refused, reset or timed out before PostgreSQL said anything (OSError).
+LOST_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
+# The rest of what the async database's drivers report as SQLAlchemy's OperationalError would:
+# too many connections, out of memory or disk (53), and sqlite3's locked or unusable file.
+_ASYNC_UNAVAILABLE = (
+    *LOST_CONNECTION,
+    asyncpg.exceptions.InsufficientResourcesError,
+    sqlite3.OperationalError,
+)
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when the database cannot serve us right now (down, restarting, unreachable, the
     pool or SQLite's write lock busy past our wait): worth a retry, not a bug of ours."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, _ASYNC_UNAVAILABLE):
         return True
     return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
 
@@ -183,6 +204,12 @@ class Database:
             else:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+
+    def forget_connections(self) -> None:
+        """The primary went away (the async database lost its connections): the pooled ones
+        here are as dead, and found out only when next used (no pre-ping, for speed). Start
+        afresh, so the first request after the database is back does not fail on one."""
+        self.primary.dispose()
 
     def dispose(self) -> None:
         self.primary.dispose()

@@ -67,6 +67,25 @@ CLAIM_AND_RECORD = Query(
     ") SELECT (SELECT count(*) FROM use) AS claimed,"
     " (SELECT count(*) FROM user_use) AS user_claimed"
 )
+# SQLite has no statements inside WITH: the same three steps, one statement each, in the
+# same order, inside the caller's transaction (SQLite's write transactions are serial).
+SQLITE_CLAIM_USE = Query(
+    "UPDATE coupons SET times_used = times_used + 1, redeemed = 1"
+    " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
+    " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
+)
+SQLITE_CLAIM_USER_USE = Query(
+    "INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses)"
+    " VALUES (:coupon_id, :user_id, :tenant_id, 1)"
+    " ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1"
+    " WHERE :user_limit IS NULL OR coupon_user_uses.uses < :user_limit"
+    " RETURNING coupon_id"
+)
+SQLITE_RECORD = Query(
+    f"INSERT INTO redemptions ({_RECORD}) VALUES ("
+    + ", ".join(f":{name}" for name in _RECORD.split(", "))
+    + ")"
+)
 COUNTERS = Query(
     "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses "
     "FROM coupons c LEFT JOIN coupon_user_uses u "
@@ -102,8 +121,9 @@ class RedemptionWrites:
     """The statements of one redemption, scoped to one tenant: inside one transaction, or
     (`claim_and_record` with no per-user limit and no Idempotency-Key) on their own."""
 
-    def __init__(self, tx: Statements, tenant_id: str) -> None:
+    def __init__(self, tx: Statements, tenant_id: str, *, sqlite: bool = False) -> None:
         self.tx = tx
+        self.sqlite = sqlite
         self.tenant_id = tenant_id
 
     async def reserve_key(self, key: str, request_hash: str, now: datetime) -> bool:
@@ -136,8 +156,15 @@ class RedemptionWrites:
         for instant in ("approved_at", "created_at", "updated_at"):
             params[instant] = _naive(params[instant])
         params["user_limit"] = user_limit
-        row = await self.tx.fetchrow(CLAIM_AND_RECORD, params)
-        return bool(row["claimed"]), bool(row["user_claimed"])
+        if not self.sqlite:
+            row = await self.tx.fetchrow(CLAIM_AND_RECORD, params)
+            return bool(row["claimed"]), bool(row["user_claimed"])
+        if await self.tx.fetchrow(SQLITE_CLAIM_USE, params) is None:
+            return False, False
+        if await self.tx.fetchrow(SQLITE_CLAIM_USER_USE, params) is None:
+            return True, False
+        await self.tx.execute(SQLITE_RECORD, params)
+        return True, True
 
     async def counters(self, coupon_id: str, user_id: str) -> Any:
         """times_used, usage_limit, max_uses_per_user, deleted_at and this user's uses."""

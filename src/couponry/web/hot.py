@@ -93,14 +93,13 @@ async def get_coupon(request: Request) -> Response:
 
 async def redeem(request: Request) -> Response:
     """POST /redemptions/{tenantId}: the key and the coupon by code in one read, then, for the
-    common coupon (no credit, group or approval) on PostgreSQL, one transaction on asyncpg.
+    common coupon (no credit, group or approval), the claims and the record on the async
+    database (asyncpg; SQLite's writer, store/async_db.py).
     Everything else goes the synchronous way, with the same refusals in the same order."""
     tenant_id: str = request.path_params["tenantId"]
     idempotency_key = request.headers.get("idempotency-key")
     raw = await read_body(request)  # 413 before anything else
     adb: AsyncDatabase = request.app.state.adb
-    if adb.sqlite:  # SQLite's writers take their turn in a thread (store/db.py)
-        return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
     api_key = key_from_header(request.headers.get("authorization"))
     doc: Any = None
     cart: Cart | None = None

@@ -1,4 +1,5 @@
-"""The Rhythm-style coupon endpoints: parse, call one service function, render."""
+"""The Rhythm-style coupon endpoints: the caller (web/auth.py), parse, call one service
+function, render."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ from couponry.domain.coupons import Coupon, coupon_view
 from couponry.domain.paging import Page
 from couponry.services import coupons as svc
 from couponry.store.db import Database
-from couponry.web.auth import ADMIN, READ, require
+from couponry.web.auth import AdminKey, Body, ReadKey
 from couponry.web.errors import status_for
-from couponry.web.jsonio import (
-    PATCH_TYPES,
-    decode_json_body,
-    json_response,
-    read_body,
-    require_object,
-)
+from couponry.web.jsonio import PATCH_TYPES, decode_json_body, json_response, require_object
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import (
     BatchRequest,
@@ -54,17 +49,16 @@ def _coupon_reply(coupon: Coupon, status: int = 200) -> Response:
     openapi_extra=body_doc(CouponWrite),
     summary="Create a coupon",
 )
-async def create_coupon(request: Request, tenant_id: p.TenantId) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Coupon:
-        who = require(request, tenant_id, ADMIN)
-        doc = require_object(decode_json_body(request, raw))
-        return svc.create_coupon(
+async def create_coupon(
+    request: Request, tenant_id: p.TenantId, who: AdminKey, raw: Body
+) -> Response:
+    doc = require_object(decode_json_body(request, raw))
+    coupon = await p.in_thread(
+        lambda: svc.create_coupon(
             _db(request), tenant=who.tenant, actor_id=who.key_id, doc=doc, now=p.now()
         )
-
-    return _coupon_reply(await p.in_thread(work), 201)
+    )
+    return _coupon_reply(coupon, 201)
 
 
 @router.get(
@@ -76,6 +70,7 @@ async def create_coupon(request: Request, tenant_id: p.TenantId) -> Response:
 async def scan_coupons(
     request: Request,
     tenant_id: p.TenantId,
+    who: ReadKey,
     limit: str | None = Query(None, description="1-1000, default 100"),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     fields: str | None = Query(None, description="comma-separated top-level fields"),
@@ -84,17 +79,13 @@ async def scan_coupons(
     consistent_read: str | None = Query(None, alias="consistentRead"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    names: list[str] | None = None  # parsed after authentication, in work()
-
-    def work() -> Page[Coupon]:
-        nonlocal names
-        require(request, tenant_id, READ)
-        size = p.query_limit(limit)
-        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
-        names = p.query_fields(fields)
-        active = p.query_bool("is_active", is_active)
-        consistent = p.query_bool("consistentRead", consistent_read)
-        return svc.scan_coupons(
+    size = p.query_limit(limit)
+    after = p.query_start(exclusive_start_key, x_exclusive_start_key)
+    names = p.query_fields(fields)
+    active = p.query_bool("is_active", is_active)
+    consistent = p.query_bool("consistentRead", consistent_read)
+    page: Page[Coupon] = await p.in_thread(
+        lambda: svc.scan_coupons(
             _db(request),
             tenant_id=tenant_id,
             after_seq=after,
@@ -103,8 +94,7 @@ async def scan_coupons(
             is_active=active,
             consistent=consistent is not False,
         )
-
-    page = await p.in_thread(work)
+    )
     body = [p.project(coupon_view(c), names) for c in page.items]
     return json_response(body, 200, p.next_page_headers(request, page.last_seq))
 
@@ -116,17 +106,13 @@ async def scan_coupons(
     openapi_extra=body_doc(BatchRequest),
     summary="Run 1-100 independent operations",
 )
-async def batch(request: Request, tenant_id: p.TenantId) -> Response:
-    raw = await read_body(request)
-
-    def work() -> list[svc.BatchResult]:
-        who = require(request, tenant_id, ADMIN)
-        body = decode_json_body(request, raw)
-        return svc.run_batch(
+async def batch(request: Request, tenant_id: p.TenantId, who: AdminKey, raw: Body) -> Response:
+    body = decode_json_body(request, raw)
+    results = await p.in_thread(
+        lambda: svc.run_batch(
             _db(request), tenant=who.tenant, actor_id=who.key_id, body=body, now=p.now()
         )
-
-    results = await p.in_thread(work)
+    )
     items = [_batch_item(r) for r in results]
     ok = sum(1 for item in items if item["outcome"] == "success")
     return json_response({"success_count": ok, "error_count": len(items) - ok, "results": items})
@@ -175,14 +161,13 @@ async def get_coupon(
     openapi_extra=body_doc(CouponWrite),
     summary="Replace a coupon's writable fields",
 )
-async def put_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Coupon:
-        who = require(request, tenant_id, ADMIN)
-        expected = p.if_match(request)
-        doc = require_object(decode_json_body(request, raw))
-        return svc.replace_coupon(
+async def put_coupon(
+    request: Request, tenant_id: p.TenantId, coupon_id: str, who: AdminKey, raw: Body
+) -> Response:
+    expected = p.if_match(request)
+    doc = require_object(decode_json_body(request, raw))
+    coupon = await p.in_thread(
+        lambda: svc.replace_coupon(
             _db(request),
             tenant=who.tenant,
             actor_id=who.key_id,
@@ -191,8 +176,8 @@ async def put_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) ->
             if_match=expected,
             now=p.now(),
         )
-
-    return _coupon_reply(await p.in_thread(work))
+    )
+    return _coupon_reply(coupon)
 
 
 @router.patch(
@@ -202,14 +187,13 @@ async def put_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) ->
     openapi_extra=patch_doc(),
     summary="Apply an RFC 6902 JSON Patch atomically",
 )
-async def patch_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Coupon:
-        who = require(request, tenant_id, ADMIN)
-        expected = p.if_match(request)
-        operations = decode_json_body(request, raw, PATCH_TYPES)
-        return svc.patch_coupon(
+async def patch_coupon(
+    request: Request, tenant_id: p.TenantId, coupon_id: str, who: AdminKey, raw: Body
+) -> Response:
+    expected = p.if_match(request)
+    operations = decode_json_body(request, raw, PATCH_TYPES)
+    coupon = await p.in_thread(
+        lambda: svc.patch_coupon(
             _db(request),
             tenant=who.tenant,
             actor_id=who.key_id,
@@ -218,8 +202,8 @@ async def patch_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) 
             if_match=expected,
             now=p.now(),
         )
-
-    return _coupon_reply(await p.in_thread(work))
+    )
+    return _coupon_reply(coupon)
 
 
 @router.delete(
@@ -228,12 +212,12 @@ async def patch_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) 
     responses={200: {"model": str}, **errors_doc(*_AUTH_ERRORS, 404, 409)},
     summary="Soft-delete a coupon",
 )
-async def delete_coupon(request: Request, tenant_id: p.TenantId, coupon_id: str) -> Response:
-    def work() -> None:
-        who = require(request, tenant_id, ADMIN)
-        svc.delete_coupon(
+async def delete_coupon(
+    request: Request, tenant_id: p.TenantId, coupon_id: str, who: AdminKey
+) -> Response:
+    await p.in_thread(
+        lambda: svc.delete_coupon(
             _db(request), tenant_id=tenant_id, actor_id=who.key_id, coupon_id=coupon_id, now=p.now()
         )
-
-    await p.in_thread(work)
+    )
     return json_response(coupon_id)

@@ -11,8 +11,8 @@ from couponry.domain.paging import Page
 from couponry.errors import FieldProblem, InvalidQuery
 from couponry.services import groups as svc
 from couponry.store.db import Database
-from couponry.web.auth import ADMIN, READ, require
-from couponry.web.jsonio import decode_json_body, json_response, read_body, require_object
+from couponry.web.auth import AdminKey, Body, ReadKey
+from couponry.web.jsonio import decode_json_body, json_response, require_object
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import (
     GroupRead,
@@ -44,15 +44,14 @@ def _reply(group: Group, status: int = 200) -> Response:
     openapi_extra=body_doc(GroupWrite),
     summary="Create a group",
 )
-async def create_group(request: Request, tenant_id: p.TenantId) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Group:
-        require(request, tenant_id, ADMIN)
-        doc = require_object(decode_json_body(request, raw))
-        return svc.create_group(_db(request), tenant_id=tenant_id, doc=doc, now=p.now())
-
-    return _reply(await p.in_thread(work), 201)
+async def create_group(
+    request: Request, tenant_id: p.TenantId, who: AdminKey, raw: Body
+) -> Response:
+    doc = require_object(decode_json_body(request, raw))
+    group = await p.in_thread(
+        lambda: svc.create_group(_db(request), tenant_id=tenant_id, doc=doc, now=p.now())
+    )
+    return _reply(group, 201)
 
 
 @router.get(
@@ -64,20 +63,19 @@ async def create_group(request: Request, tenant_id: p.TenantId) -> Response:
 async def list_groups(
     request: Request,
     tenant_id: p.TenantId,
+    who: ReadKey,
     parent_id: str | None = Query(None),
     limit: str | None = Query(None),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    def work() -> Page[Group]:
-        require(request, tenant_id, READ)
-        size = p.query_limit(limit)
-        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
-        return svc.list_groups(
+    size = p.query_limit(limit)
+    after = p.query_start(exclusive_start_key, x_exclusive_start_key)
+    page: Page[Group] = await p.in_thread(
+        lambda: svc.list_groups(
             _db(request), tenant_id=tenant_id, after_seq=after, limit=size, parent_id=parent_id
         )
-
-    page = await p.in_thread(work)
+    )
     body = [group_view(g) for g in page.items]
     return json_response(body, 200, p.next_page_headers(request, page.last_seq))
 
@@ -89,15 +87,14 @@ async def list_groups(
     summary="Resolve a group path to exactly one group",
 )
 async def resolve(
-    request: Request, tenant_id: p.TenantId, path: str | None = Query(None)
+    request: Request, tenant_id: p.TenantId, who: ReadKey, path: str | None = Query(None)
 ) -> Response:
-    def work() -> Group:
-        require(request, tenant_id, READ)
-        if path is None:
-            raise InvalidQuery("path is required.", [FieldProblem("path", "is required")])
-        return svc.resolve_path(_db(request), tenant_id=tenant_id, path=path)
-
-    return _reply(await p.in_thread(work))
+    if path is None:
+        raise InvalidQuery("path is required.", [FieldProblem("path", "is required")])
+    group = await p.in_thread(
+        lambda: svc.resolve_path(_db(request), tenant_id=tenant_id, path=path)
+    )
+    return _reply(group)
 
 
 @router.get(
@@ -106,12 +103,13 @@ async def resolve(
     responses={200: {"model": GroupRead}, **errors_doc(*_AUTH, 404)},
     summary="Get one group",
 )
-async def get_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
-    def work() -> Group:
-        require(request, tenant_id, READ)
-        return svc.get_group(_db(request), tenant_id=tenant_id, group_id=group_id)
-
-    return _reply(await p.in_thread(work))
+async def get_group(
+    request: Request, tenant_id: p.TenantId, group_id: str, who: ReadKey
+) -> Response:
+    group = await p.in_thread(
+        lambda: svc.get_group(_db(request), tenant_id=tenant_id, group_id=group_id)
+    )
+    return _reply(group)
 
 
 @router.put(
@@ -121,14 +119,13 @@ async def get_group(request: Request, tenant_id: p.TenantId, group_id: str) -> R
     openapi_extra=body_doc(GroupWrite),
     summary="Replace a group's name, code and parent",
 )
-async def put_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Group:
-        require(request, tenant_id, ADMIN)
-        expected = p.if_match(request)
-        doc = require_object(decode_json_body(request, raw))
-        return svc.replace_group(
+async def put_group(
+    request: Request, tenant_id: p.TenantId, group_id: str, who: AdminKey, raw: Body
+) -> Response:
+    expected = p.if_match(request)
+    doc = require_object(decode_json_body(request, raw))
+    group = await p.in_thread(
+        lambda: svc.replace_group(
             _db(request),
             tenant_id=tenant_id,
             group_id=group_id,
@@ -136,8 +133,8 @@ async def put_group(request: Request, tenant_id: p.TenantId, group_id: str) -> R
             if_match=expected,
             now=p.now(),
         )
-
-    return _reply(await p.in_thread(work))
+    )
+    return _reply(group)
 
 
 @router.delete(
@@ -146,12 +143,12 @@ async def put_group(request: Request, tenant_id: p.TenantId, group_id: str) -> R
     responses={200: {"model": str}, **errors_doc(*_AUTH, 404, 409)},
     summary="Delete a group without children that no active coupon uses",
 )
-async def delete_group(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
-    def work() -> None:
-        require(request, tenant_id, ADMIN)
-        svc.delete_group(_db(request), tenant_id=tenant_id, group_id=group_id)
-
-    await p.in_thread(work)
+async def delete_group(
+    request: Request, tenant_id: p.TenantId, group_id: str, who: AdminKey
+) -> Response:
+    await p.in_thread(
+        lambda: svc.delete_group(_db(request), tenant_id=tenant_id, group_id=group_id)
+    )
     return json_response(group_id)
 
 
@@ -161,13 +158,13 @@ async def delete_group(request: Request, tenant_id: p.TenantId, group_id: str) -
     responses={200: {"model": list[MemberRead]}, **errors_doc(*_AUTH, 404)},
     summary="A group's members",
 )
-async def list_members(request: Request, tenant_id: p.TenantId, group_id: str) -> Response:
-    def work() -> list[dict[str, object]]:
-        require(request, tenant_id, READ)
-        members = svc.list_members(_db(request), tenant_id=tenant_id, group_id=group_id)
-        return [member_view(m) for m in members]
-
-    return json_response(await p.in_thread(work))
+async def list_members(
+    request: Request, tenant_id: p.TenantId, group_id: str, who: ReadKey
+) -> Response:
+    members = await p.in_thread(
+        lambda: svc.list_members(_db(request), tenant_id=tenant_id, group_id=group_id)
+    )
+    return json_response([member_view(m) for m in members])
 
 
 @router.put(
@@ -182,14 +179,11 @@ async def list_members(request: Request, tenant_id: p.TenantId, group_id: str) -
     summary="Add (201) or change (200) a membership",
 )
 async def put_member(
-    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str
+    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str, who: AdminKey, raw: Body
 ) -> Response:
-    raw = await read_body(request)
-
-    def work() -> Response:
-        require(request, tenant_id, ADMIN)
-        doc = require_object(decode_json_body(request, raw)) if raw.strip() else {}
-        member, added = svc.put_member(
+    doc = require_object(decode_json_body(request, raw)) if raw.strip() else {}
+    member, added = await p.in_thread(
+        lambda: svc.put_member(
             _db(request),
             tenant_id=tenant_id,
             group_id=group_id,
@@ -197,9 +191,8 @@ async def put_member(
             doc=doc,
             now=p.now(),
         )
-        return json_response(member_view(member), 201 if added else 200)
-
-    return await p.in_thread(work)
+    )
+    return json_response(member_view(member), 201 if added else 200)
 
 
 @router.delete(
@@ -209,11 +202,11 @@ async def put_member(
     summary="Remove a membership",
 )
 async def delete_member(
-    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str
+    request: Request, tenant_id: p.TenantId, group_id: str, user_id: str, who: AdminKey
 ) -> Response:
-    def work() -> None:
-        require(request, tenant_id, ADMIN)
-        svc.delete_member(_db(request), tenant_id=tenant_id, group_id=group_id, user_id=user_id)
-
-    await p.in_thread(work)
+    await p.in_thread(
+        lambda: svc.delete_member(
+            _db(request), tenant_id=tenant_id, group_id=group_id, user_id=user_id
+        )
+    )
     return json_response(user_id)

@@ -22,10 +22,11 @@ from couponry.domain.redemptions import (
 from couponry.domain.tenants import Tenant
 from couponry.errors import CouponryError, FieldProblem, InvalidInput, InvalidQuery
 from couponry.services import redemptions as svc
+from couponry.services.tenants import Principal
 from couponry.store.db import Database
-from couponry.web.auth import ADMIN, CHECKOUT, READ, require
+from couponry.web.auth import CHECKOUT, AdminKey, Body, CheckoutKey, ReadKey, authorize
 from couponry.web.errors import envelope, status_for
-from couponry.web.jsonio import decode_json_body, dumps, json_response, read_body
+from couponry.web.jsonio import decode_json_body, dumps, json_response
 from couponry.web.observability import REDEMPTIONS
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import body_doc, errors_doc
@@ -110,16 +111,14 @@ def _db(request: Request) -> Database:
     openapi_extra=body_doc(CartDoc),
     summary="What a code takes off a cart, changing nothing",
 )
-async def validate(request: Request, tenant_id: p.TenantId) -> Response:
-    raw = await read_body(request)
-
-    def work() -> dict[str, Any]:
-        who = require(request, tenant_id, CHECKOUT)
-        doc = decode_json_body(request, raw)
-        result = svc.validate_cart(_db(request), tenant=who.tenant, doc=doc, now=p.now())
-        return _validation_view(result, who.tenant, doc)
-
-    return json_response(await p.in_thread(work))
+async def validate(
+    request: Request, tenant_id: p.TenantId, who: CheckoutKey, raw: Body
+) -> Response:
+    doc = decode_json_body(request, raw)
+    result = await p.in_thread(
+        lambda: svc.validate_cart(_db(request), tenant=who.tenant, doc=doc, now=p.now())
+    )
+    return json_response(_validation_view(result, who.tenant, doc))
 
 
 def _validation_view(result: svc.Validation, tenant: Tenant, doc: Any) -> dict[str, Any]:
@@ -172,12 +171,12 @@ def renderer(currency: str) -> svc.Renderer:
 async def redeem_in_thread(
     request: Request, tenant_id: str, raw: bytes, idempotency_key: str | None
 ) -> Response:
-    """Any redemption, through the synchronous engine in a worker thread."""
-
-    def work() -> svc.Reply:
-        who = require(request, tenant_id, CHECKOUT)
-        doc = decode_json_body(request, raw)
-        return counted(
+    """Any redemption, through the synchronous engine in a worker thread. web/hot.py calls
+    this before it has read the key (on SQLite), so the caller is authenticated here."""
+    who = await authorize(request, tenant_id, CHECKOUT)
+    doc = decode_json_body(request, raw)
+    reply = await p.in_thread(
+        lambda: counted(
             lambda: svc.redeem(
                 _db(request),
                 tenant=who.tenant,
@@ -187,8 +186,8 @@ async def redeem_in_thread(
                 render=renderer(who.tenant.currency),
             )
         )
-
-    return reply_response(await p.in_thread(work))
+    )
+    return reply_response(reply)
 
 
 def counted(redeem: Callable[[], svc.Reply]) -> svc.Reply:
@@ -224,6 +223,7 @@ def outcome(reply: svc.Reply) -> str:
 async def list_redemptions(
     request: Request,
     tenant_id: p.TenantId,
+    who: ReadKey,
     limit: str | None = Query(None),
     exclusive_start_key: str | None = Query(None, alias="exclusiveStartKey"),
     coupon_id: str | None = Query(None),
@@ -231,24 +231,18 @@ async def list_redemptions(
     status: str | None = Query(None),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
-    def work() -> tuple[Page[Redemption], str]:
-        who = require(request, tenant_id, READ)
-        size = p.query_limit(limit)
-        after = p.query_start(exclusive_start_key, x_exclusive_start_key)
-        if status is not None and status not in STATUSES:
-            message = "must be one of: " + ", ".join(STATUSES)
-            raise InvalidQuery(f"status {message}.", [FieldProblem("status", message)])
-        page = svc.list_redemptions(
-            _db(request),
-            tenant_id=tenant_id,
-            after_seq=after,
-            limit=size,
-            filters={"coupon_id": coupon_id, "user_id": user_id, "status": status},
+    size = p.query_limit(limit)
+    after = p.query_start(exclusive_start_key, x_exclusive_start_key)
+    if status is not None and status not in STATUSES:
+        message = "must be one of: " + ", ".join(STATUSES)
+        raise InvalidQuery(f"status {message}.", [FieldProblem("status", message)])
+    filters = {"coupon_id": coupon_id, "user_id": user_id, "status": status}
+    page: Page[Redemption] = await p.in_thread(
+        lambda: svc.list_redemptions(
+            _db(request), tenant_id=tenant_id, after_seq=after, limit=size, filters=filters
         )
-        return page, who.tenant.currency
-
-    page, currency = await p.in_thread(work)
-    body = [redemption_view(r, currency) for r in page.items]
+    )
+    body = [redemption_view(r, who.tenant.currency) for r in page.items]
     return json_response(body, 200, p.next_page_headers(request, page.last_seq))
 
 
@@ -258,26 +252,23 @@ async def list_redemptions(
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404)},
     summary="One redemption",
 )
-async def get_redemption(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
-    def work() -> dict[str, Any]:
-        who = require(request, tenant_id, READ)
-        found = svc.get_redemption(_db(request), tenant_id=tenant_id, redemption_id=redemption_id)
-        return redemption_view(found, who.tenant.currency)
-
-    return json_response(await p.in_thread(work))
+async def get_redemption(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: ReadKey
+) -> Response:
+    found = await p.in_thread(
+        lambda: svc.get_redemption(_db(request), tenant_id=tenant_id, redemption_id=redemption_id)
+    )
+    return json_response(redemption_view(found, who.tenant.currency))
 
 
 async def _transition(
-    request: Request, tenant_id: str, redemption_id: str, action: str, role: str
+    request: Request, who: Principal, raw: bytes, redemption_id: str, action: str
 ) -> Response:
-    raw = await read_body(request)
-
-    def work() -> dict[str, Any]:
-        who = require(request, tenant_id, role)
-        approver = None
-        if action in ("approve", "reject"):
-            approver = _approver(decode_json_body(request, raw))
-        changed: Redemption = svc.change_redemption(
+    approver = None
+    if action in ("approve", "reject"):
+        approver = _approver(decode_json_body(request, raw))
+    changed = await p.in_thread(
+        lambda: svc.change_redemption(
             _db(request),
             tenant=who.tenant,
             redemption_id=redemption_id,
@@ -285,9 +276,8 @@ async def _transition(
             approver=approver,
             now=p.now(),
         )
-        return redemption_view(changed, who.tenant.currency)
-
-    return json_response(await p.in_thread(work))
+    )
+    return json_response(redemption_view(changed, who.tenant.currency))
 
 
 def _approver(doc: Any) -> str:
@@ -311,8 +301,10 @@ def _approver(doc: Any) -> str:
     openapi_extra=body_doc(ApproverDoc),
     summary="pending_approval -> applied (group effects happen now)",
 )
-async def approve(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
-    return await _transition(request, tenant_id, redemption_id, "approve", ADMIN)
+async def approve(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: AdminKey, raw: Body
+) -> Response:
+    return await _transition(request, who, raw, redemption_id, "approve")
 
 
 @router.post(
@@ -322,8 +314,10 @@ async def approve(request: Request, tenant_id: p.TenantId, redemption_id: str) -
     openapi_extra=body_doc(ApproverDoc),
     summary="pending_approval -> rejected (use and credit released)",
 )
-async def reject(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
-    return await _transition(request, tenant_id, redemption_id, "reject", ADMIN)
+async def reject(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: AdminKey, raw: Body
+) -> Response:
+    return await _transition(request, who, raw, redemption_id, "reject")
 
 
 @router.post(
@@ -332,5 +326,7 @@ async def reject(request: Request, tenant_id: p.TenantId, redemption_id: str) ->
     responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409)},
     summary="applied -> rolled_back (use and credit come back)",
 )
-async def rollback(request: Request, tenant_id: p.TenantId, redemption_id: str) -> Response:
-    return await _transition(request, tenant_id, redemption_id, "rollback", CHECKOUT)
+async def rollback(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _transition(request, who, raw, redemption_id, "rollback")
