@@ -210,6 +210,15 @@ def write_report(doc: dict[str, Any], docs: Path) -> None:
     ]
     for backend, label, measured, met in target_rows(results):
         lines.append(f"| {backend} | {label} | {measured} | {'yes' if met else '**no**'} |")
+    cost = doc.get("observability")
+    if cost:
+        lines += [
+            "",
+            f"Observability (request id, one JSON access line, Prometheus metrics across "
+            f"workers) costs {cost['cost_us']:.1f} us of CPU per request, measured in-process "
+            f"around an app that answers at once ({cost['observed_us']:.1f} against "
+            f"{cost['bare_us']:.1f} us; bench/overhead.py).",
+        ]
     lines += [
         "",
         "## Every scenario",

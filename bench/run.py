@@ -583,6 +583,13 @@ def scale(backend: str, database_url: str, settings: Settings) -> list[Result]:
 REFERENCE_SCENARIOS = ("hello", "get", "redeem_spread", "redeem_hot")
 
 
+def observability_cost() -> dict[str, float]:
+    """CPU per request of the request id, access line and metrics (bench/overhead.py)."""
+    figures: dict[str, float] = json.loads(run(sys.executable, str(BENCH / "overhead.py")))
+    print(f"  observability: {figures['cost_us']:.1f} us of CPU per request", flush=True)
+    return figures
+
+
 def compare_with_reference(results: list[Result]) -> None:
     """PostgreSQL's hot paths are measured against the reference when it ran."""
     measured = {r.scenario for r in results if r.backend == "reference"}
@@ -700,6 +707,7 @@ def main() -> None:
         "settings": asdict(settings),
         "elapsed_s": round(elapsed, 1),
         "results": [asdict(r) for r in results],
+        "observability": observability_cost(),
     }
     (BENCH / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     write_report(doc, ROOT / "docs")
