@@ -2,14 +2,17 @@
 
 redeem() runs in one transaction: reserve the Idempotency-Key, check the coupon (pure rules),
 claim a use (and credit) with one conditional UPDATE, claim the user's use with one conditional
-upsert, record the redemption, store the reply under the key. A refusal after a claim undoes
+upsert, record the redemption, store the outcome under the key. A refusal after a claim undoes
 the claim inside the same transaction, so a refused request changes nothing but its key.
+
+What comes back is a domain `Outcome`; the web layer decides its status and body, and renders
+a replayed outcome exactly as it rendered the first.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,9 +29,14 @@ from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
+    IN_PROGRESS,
     PENDING,
+    REDEEMED,
+    REFUSED,
     Redemption,
+    StoredOutcome,
     plan,
+    redemption_view,
     request_hash,
 )
 from couponry.domain.tenants import Tenant, split_key
@@ -45,14 +53,16 @@ from couponry.errors import (
     RedemptionNotFound,
     UsageLimitReached,
     UserLimitReached,
+    error_document,
 )
+from couponry.jsontext import dumps
 from couponry.services.tenants import Principal, principal_of
 from couponry.store.async_db import AsyncDatabase
 from couponry.store.coupon_repo import CouponRepository, could_be_code
 from couponry.store.db import Database
 from couponry.store.group_repo import GroupRepository
 from couponry.store.hot_redemptions import RedemptionWrites, key_with_coupon_by_code
-from couponry.store.redemption_repo import RedemptionRepository
+from couponry.store.redemption_repo import KeyRecord, RedemptionRepository
 
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
 REFUSAL_TYPES = tuple(REFUSALS.values())
@@ -60,21 +70,28 @@ _NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refu
 
 
 @dataclass(frozen=True)
-class Reply:
-    """What the caller gets: a status and a body, replayed as-is for a repeated key."""
+class Outcome:
+    """What a redemption request came to; exactly one field is set.
 
-    status: int
-    body: str
-    replayed: bool
-    refusal: str | None = None  # the refusal code, for metrics
+    `redemption`: made now. `refusal`: refused now, under an Idempotency-Key (without a key a
+    refusal rises as the error it is, and nothing is kept). `replayed`: a repeated key, and
+    what its first request came to.
+    """
 
+    redemption: Redemption | None = None
+    refusal: CouponryError | None = None
+    replayed: StoredOutcome | None = None
 
-@dataclass(frozen=True)
-class Renderer:
-    """How the web layer renders a redemption and a refusal (the service stores the bytes)."""
-
-    success: Callable[[Redemption], tuple[int, str]]
-    refusal: Callable[[CouponryError], tuple[int, str]]
+    def stored(self, currency: str) -> StoredOutcome:
+        """This outcome as it is kept under its Idempotency-Key."""
+        if self.redemption is not None:
+            view = redemption_view(self.redemption, currency)
+            return StoredOutcome(REDEEMED, dumps(view).decode())
+        assert self.refusal is not None
+        error = self.refusal
+        return StoredOutcome(
+            REFUSED, dumps(error_document(error.code, error.message, error.details)).decode()
+        )
 
 
 @dataclass(frozen=True)
@@ -132,9 +149,8 @@ def redeem(
     doc: Any,
     idempotency_key: str | None,
     now: datetime,
-    render: Renderer,
-) -> Reply:
-    """Redeem exactly once; a repeated Idempotency-Key replays the first reply."""
+) -> Outcome:
+    """Redeem exactly once; a repeated Idempotency-Key gets the first request's outcome."""
     cart = parse_cart(doc)  # a malformed cart is refused before the key is remembered
     key = _check_key(idempotency_key)
     digest = request_hash(doc) if key else ""
@@ -144,17 +160,15 @@ def redeem(
             replay = _reserve(repo, key, digest, now)
             if replay is not None:
                 return replay
-        refusal: CouponryError | None = None
         try:
-            status, body = render.success(_claim_and_record(conn, tenant, cart, now, key))
+            outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
         except REFUSAL_TYPES as error:
             if key is None:
                 raise
-            refusal = error
-            status, body = render.refusal(error)
+            outcome = Outcome(refusal=error)
         if key is not None:
-            repo.store_reply(key, status, body)
-    return Reply(status, body, False, refusal.code if refusal else None)
+            repo.store_outcome(key, outcome.stored(tenant.currency))
+    return outcome
 
 
 # --- redeem, the hot path (PostgreSQL, asyncpg) -------------------------------------------
@@ -197,8 +211,7 @@ async def redeem_hot(
     doc: Any,
     idempotency_key: str | None,
     now: datetime,
-    render: Renderer,
-) -> Reply:
+) -> Outcome:
     """`redeem` for a coupon that `takes_hot_path`, on the async database: the same steps,
     claims and refusals, in one transaction (claim the user's use, record, claim the coupon's
     use last, so its row lock is held only to the commit)."""
@@ -211,32 +224,26 @@ async def redeem_hot(
             replay = await _reserve_hot(writes, key, digest, now)
             if replay is not None:
                 return replay
-        refusal: CouponryError | None = None
         try:
-            status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
+            redemption = await _claim_hot(writes, tenant, coupon, cart, now, key)
+            outcome = Outcome(redemption=redemption)
         except REFUSAL_TYPES as error:
             if key is None:
                 raise  # nothing is kept: the transaction rolls back
-            refusal = error
-            status, body = render.refusal(error)
+            outcome = Outcome(refusal=error)
         if key is not None:
-            await writes.store_reply(key, status, body)
-    return Reply(status, body, False, refusal.code if refusal else None)
+            await writes.store_outcome(key, outcome.stored(tenant.currency))
+    return outcome
 
 
 async def _reserve_hot(
     writes: RedemptionWrites, key: str, digest: str, now: datetime
-) -> Reply | None:
+) -> Outcome | None:
     if secrets.randbelow(50) == 0:
         await writes.purge_keys(before=now - KEY_LIFETIME)
     if await writes.reserve_key(key, digest, now):
         return None
-    record = await writes.key_record(key)
-    if record is None or record["status_code"] == 0:
-        raise IdempotencyKeyInUse()
-    if record["request_hash"] != digest:
-        raise IdempotencyKeyReused()
-    return Reply(record["status_code"], record["response_body"], True)
+    return _replay(await writes.key_record(key), digest)
 
 
 async def _claim_hot(
@@ -287,17 +294,21 @@ def _check_key(key: str | None) -> str | None:
     return clean
 
 
-def _reserve(repo: RedemptionRepository, key: str, digest: str, now: datetime) -> Reply | None:
+def _reserve(repo: RedemptionRepository, key: str, digest: str, now: datetime) -> Outcome | None:
     if secrets.randbelow(50) == 0:
         repo.purge_keys(before=now - KEY_LIFETIME)
     if repo.reserve_key(key, digest, now):
         return None
-    record = repo.key_record(key)
-    if record is None or record.status_code == 0:
+    return _replay(repo.key_record(key), digest)
+
+
+def _replay(record: KeyRecord | None, digest: str) -> Outcome:
+    """The key is taken: its first request's outcome, if that request is done and was this one."""
+    if record is None or record.stored.outcome == IN_PROGRESS:
         raise IdempotencyKeyInUse()
     if record.request_hash != digest:
         raise IdempotencyKeyReused()
-    return Reply(record.status_code, record.response_body, True)
+    return Outcome(replayed=record.stored)
 
 
 def _claim_and_record(
