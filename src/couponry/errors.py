@@ -344,6 +344,17 @@ REFUSALS: dict[str, type[CouponryError]] = {
 }
 
 
+def error_document(
+    code: str, message: str, details: Iterable[FieldProblem] = ()
+) -> dict[str, object]:
+    """An error as a JSON document: its code, message, and each problem's field and message."""
+    return {
+        "code": code,
+        "message": message,
+        "details": [{"field": d.field, "message": d.message} for d in details],
+    }
+
+
 def all_error_classes() -> list[type[CouponryError]]:
     """Every error class, for the uniqueness test and the status table."""
     seen: list[type[CouponryError]] = []

@@ -136,16 +136,13 @@ def test_check_reports_disagreements(database_url: str, db: object) -> None:
         doc={"code": "CHECK-ME", "coupon_type": "TOTAL_AMOUNT", "value_amount": "50"},
         now=now(),
     )
-    render = redemption_svc.Renderer(success=lambda r: (201, r.id), refusal=lambda e: (409, e.code))
     cart = {
         "code": "check-me",
         "user_id": "u1",
         "lines": [{"line_id": "1", "kind": "event", "id": "e", "unit_price": "20", "quantity": 1}],
     }
     for _ in range(2):
-        redemption_svc.redeem(
-            db, tenant=owner, doc=cart, idempotency_key=None, now=now(), render=render
-        )
+        redemption_svc.redeem(db, tenant=owner, doc=cart, idempotency_key=None, now=now())
     env = cli_env(database_url)
     good = cli("check", keys.tenant_id, env=env, check=False)
     assert good.returncode == 0 and good.stdout.startswith("ok: 1 coupons, 2 redemptions")

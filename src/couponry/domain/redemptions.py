@@ -109,6 +109,23 @@ def plan(action: str, r: Redemption) -> Transition | None:
     raise InvalidRedemptionState(f"Cannot {action} a redemption that is {r.status}{hint}.")
 
 
+# What an Idempotency-Key's row says of its first request (idempotency_keys.outcome).
+IN_PROGRESS, REDEEMED, REFUSED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """The first request's outcome under an Idempotency-Key, kept to answer its repeats.
+
+    REDEEMED with the JSON of the redemption's view (`redemption_view`), or REFUSED with the
+    JSON of the refusal (`errors.error_document`): what the first caller was told, in domain
+    terms; the web layer renders it (status, envelope) exactly as it rendered the first reply.
+    """
+
+    outcome: int
+    document: str
+
+
 def request_hash(body: Any) -> str:
     """The same JSON value, whatever its spacing, key order or number spelling, hashes alike."""
 

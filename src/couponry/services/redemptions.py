@@ -2,14 +2,17 @@
 
 redeem() runs in one transaction: reserve the Idempotency-Key, check the coupon (pure rules),
 claim a use (and credit) with one conditional UPDATE, claim the user's use with one conditional
-upsert, record the redemption, store the reply under the key. A refusal after a claim undoes
+upsert, record the redemption, store the outcome under the key. A refusal after a claim undoes
 the claim inside the same transaction, so a refused request changes nothing but its key.
+
+What comes back is a domain `Outcome`; the web layer decides its status and body, and renders
+a replayed outcome exactly as it rendered the first.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,9 +30,14 @@ from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
+    IN_PROGRESS,
     PENDING,
+    REDEEMED,
+    REFUSED,
     Redemption,
+    StoredOutcome,
     plan,
+    redemption_view,
     request_hash,
 )
 from couponry.domain.tenants import Tenant, split_key
@@ -46,14 +54,16 @@ from couponry.errors import (
     RedemptionNotFound,
     UsageLimitReached,
     UserLimitReached,
+    error_document,
 )
+from couponry.jsontext import dumps
 from couponry.services.tenants import Principal, principal_of
 from couponry.store.async_db import AsyncDatabase
 from couponry.store.coupon_repo import CouponRepository, could_be_code
 from couponry.store.db import Database
 from couponry.store.group_repo import GroupRepository
 from couponry.store.hot_redemptions import RedemptionWrites, key_with_coupon_by_code
-from couponry.store.redemption_repo import RedemptionRepository
+from couponry.store.redemption_repo import KeyRecord, RedemptionRepository
 
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
 REFUSAL_TYPES = tuple(REFUSALS.values())
@@ -61,21 +71,28 @@ _NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refu
 
 
 @dataclass(frozen=True)
-class Reply:
-    """What the caller gets: a status and a body, replayed as-is for a repeated key."""
+class Outcome:
+    """What a redemption request came to; exactly one field is set.
 
-    status: int
-    body: str
-    replayed: bool
-    refusal: str | None = None  # the refusal code, for metrics
+    `redemption`: made now. `refusal`: refused now, under an Idempotency-Key (without a key a
+    refusal rises as the error it is, and nothing is kept). `replayed`: a repeated key, and
+    what its first request came to.
+    """
 
+    redemption: Redemption | None = None
+    refusal: CouponryError | None = None
+    replayed: StoredOutcome | None = None
 
-@dataclass(frozen=True)
-class Renderer:
-    """How the web layer renders a redemption and a refusal (the service stores the bytes)."""
-
-    success: Callable[[Redemption], tuple[int, str]]
-    refusal: Callable[[CouponryError], tuple[int, str]]
+    def stored(self, currency: str) -> StoredOutcome:
+        """This outcome as it is kept under its Idempotency-Key."""
+        if self.redemption is not None:
+            view = redemption_view(self.redemption, currency)
+            return StoredOutcome(REDEEMED, dumps(view).decode())
+        assert self.refusal is not None
+        error = self.refusal
+        return StoredOutcome(
+            REFUSED, dumps(error_document(error.code, error.message, error.details)).decode()
+        )
 
 
 @dataclass(frozen=True)
@@ -133,9 +150,8 @@ def redeem(
     doc: Any,
     idempotency_key: str | None,
     now: datetime,
-    render: Renderer,
-) -> Reply:
-    """Redeem exactly once; a repeated Idempotency-Key replays the first reply."""
+) -> Outcome:
+    """Redeem exactly once; a repeated Idempotency-Key gets the first request's outcome."""
     cart = parse_cart(doc)  # a malformed cart is refused before the key is remembered
     key = _check_key(idempotency_key)
     digest = request_hash(doc) if key else ""
@@ -145,17 +161,15 @@ def redeem(
             replay = _reserve(repo, key, digest, now)
             if replay is not None:
                 return replay
-        refusal: CouponryError | None = None
         try:
-            status, body = render.success(_claim_and_record(conn, tenant, cart, now, key))
+            outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
         except REFUSAL_TYPES as error:
             if key is None:
                 raise
-            refusal = error
-            status, body = render.refusal(error)
+            outcome = Outcome(refusal=error)
         if key is not None:
-            repo.store_reply(key, status, body)
-    return Reply(status, body, False, refusal.code if refusal else None)
+            repo.store_outcome(key, outcome.stored(tenant.currency))
+    return outcome
 
 
 # --- redeem, the hot path (PostgreSQL, asyncpg) -------------------------------------------
@@ -198,8 +212,7 @@ async def redeem_hot(
     doc: Any,
     idempotency_key: str | None,
     now: datetime,
-    render: Renderer,
-) -> Reply:
+) -> Outcome:
     """`redeem` for a coupon that `takes_hot_path`, on the async database: the same steps,
     claims and refusals. The claims and the record are one statement (`claim_and_record`);
     with neither a per-user limit nor an Idempotency-Key nothing in it can be refused after
@@ -209,8 +222,7 @@ async def redeem_hot(
     key = _check_key(idempotency_key)
     if key is None and coupon.data.max_uses_per_user is None and not adb.sqlite:
         writes = RedemptionWrites(adb, tenant.id)
-        status, body = render.success(await _claim_hot(writes, tenant, coupon, cart, now, key))
-        return Reply(status, body, False)
+        return Outcome(redemption=await _claim_hot(writes, tenant, coupon, cart, now, key))
     digest = request_hash(doc) if key else ""
     async with adb.transaction() as tx:
         writes = RedemptionWrites(tx, tenant.id, sqlite=adb.sqlite)
@@ -218,21 +230,19 @@ async def redeem_hot(
             replay = await _reserve_hot(writes, key, digest, now)
             if replay is not None:
                 return replay
-        refusal: CouponryError | None = None
         try:
             # A refusal after the coupon's claim is undone to here; the key and its reply stay.
             limited = coupon.data.max_uses_per_user is not None
             async with tx.savepoint() if key is not None and limited else _nothing():
                 redemption = await _claim_hot(writes, tenant, coupon, cart, now, key)
-            status, body = render.success(redemption)
+            outcome = Outcome(redemption=redemption)
         except REFUSAL_TYPES as error:
             if key is None:
                 raise  # nothing is kept: the transaction rolls back
-            refusal = error
-            status, body = render.refusal(error)
+            outcome = Outcome(refusal=error)
         if key is not None:
-            await writes.store_reply(key, status, body)
-    return Reply(status, body, False, refusal.code if refusal else None)
+            await writes.store_outcome(key, outcome.stored(tenant.currency))
+    return outcome
 
 
 @asynccontextmanager
@@ -242,17 +252,12 @@ async def _nothing() -> AsyncIterator[None]:
 
 async def _reserve_hot(
     writes: RedemptionWrites, key: str, digest: str, now: datetime
-) -> Reply | None:
+) -> Outcome | None:
     if secrets.randbelow(50) == 0:
         await writes.purge_keys(before=now - KEY_LIFETIME)
     if await writes.reserve_key(key, digest, now):
         return None
-    record = await writes.key_record(key)
-    if record is None or record["status_code"] == 0:
-        raise IdempotencyKeyInUse()
-    if record["request_hash"] != digest:
-        raise IdempotencyKeyReused()
-    return Reply(record["status_code"], record["response_body"], True)
+    return _replay(await writes.key_record(key), digest)
 
 
 async def _claim_hot(
@@ -303,17 +308,21 @@ def _check_key(key: str | None) -> str | None:
     return clean
 
 
-def _reserve(repo: RedemptionRepository, key: str, digest: str, now: datetime) -> Reply | None:
+def _reserve(repo: RedemptionRepository, key: str, digest: str, now: datetime) -> Outcome | None:
     if secrets.randbelow(50) == 0:
         repo.purge_keys(before=now - KEY_LIFETIME)
     if repo.reserve_key(key, digest, now):
         return None
-    record = repo.key_record(key)
-    if record is None or record.status_code == 0:
+    return _replay(repo.key_record(key), digest)
+
+
+def _replay(record: KeyRecord | None, digest: str) -> Outcome:
+    """The key is taken: its first request's outcome, if that request is done and was this one."""
+    if record is None or record.stored.outcome == IN_PROGRESS:
         raise IdempotencyKeyInUse()
     if record.request_hash != digest:
         raise IdempotencyKeyReused()
-    return Reply(record.status_code, record.response_body, True)
+    return Outcome(replayed=record.stored)
 
 
 def _claim_and_record(

@@ -12,21 +12,21 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from couponry.domain.paging import looks_like_id
-from couponry.domain.redemptions import Redemption
+from couponry.domain.redemptions import Redemption, StoredOutcome
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
 from couponry.store.hot_reads import Columns, key_and_coupon, key_tenant_coupon
-from couponry.store.redemption_repo import redemption_row
+from couponry.store.redemption_repo import KeyRecord, redemption_row, stored_outcome
 
 KEY_AND_COUPON_BY_CODE = key_and_coupon("c.code_normalized = :code")
 RESERVE_KEY = Query(
     "INSERT INTO idempotency_keys "
-    "(tenant_id, key, request_hash, status_code, response_body, created_at) "
+    "(tenant_id, key, request_hash, outcome, response_body, created_at) "
     "VALUES (:tenant_id, :key, :request_hash, 0, '', :created_at) "
     "ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"
 )
 KEY_RECORD = Query(
-    "SELECT request_hash, status_code, response_body FROM idempotency_keys "
+    "SELECT request_hash, outcome, response_body FROM idempotency_keys "
     "WHERE tenant_id = :tenant_id AND key = :key"
 )
 PURGE_KEYS = Query(
@@ -34,8 +34,8 @@ PURGE_KEYS = Query(
     "SELECT key FROM idempotency_keys WHERE tenant_id = :tenant_id AND created_at < :before "
     "LIMIT 50)"
 )
-STORE_REPLY = Query(
-    "UPDATE idempotency_keys SET status_code = :status_code, response_body = :body "
+STORE_OUTCOME = Query(
+    "UPDATE idempotency_keys SET outcome = :outcome, response_body = :body "
     "WHERE tenant_id = :tenant_id AND key = :key"
 )
 _RECORD = (
@@ -135,20 +135,23 @@ class RedemptionWrites:
         }
         return await self.tx.fetchrow(RESERVE_KEY, params) is not None
 
-    async def key_record(self, key: str) -> Any:
-        return await self.tx.fetchrow(KEY_RECORD, {"tenant_id": self.tenant_id, "key": key})
+    async def key_record(self, key: str) -> KeyRecord | None:
+        row = await self.tx.fetchrow(KEY_RECORD, {"tenant_id": self.tenant_id, "key": key})
+        if row is None:
+            return None
+        return KeyRecord(row["request_hash"], stored_outcome(row["outcome"], row["response_body"]))
 
     async def purge_keys(self, *, before: datetime) -> None:
         await self.tx.execute(PURGE_KEYS, {"tenant_id": self.tenant_id, "before": _naive(before)})
 
-    async def store_reply(self, key: str, status_code: int, body: str) -> None:
+    async def store_outcome(self, key: str, stored: StoredOutcome) -> None:
         params = {
             "tenant_id": self.tenant_id,
             "key": key,
-            "status_code": status_code,
-            "body": body,
+            "outcome": stored.outcome,
+            "body": stored.document,
         }
-        await self.tx.execute(STORE_REPLY, params)
+        await self.tx.execute(STORE_OUTCOME, params)
 
     async def claim_and_record(self, r: Redemption, *, user_limit: int | None) -> tuple[bool, bool]:
         """(the coupon's use claimed, the user's use claimed): both, and `r` is recorded."""

@@ -10,6 +10,7 @@ process or many. Never replace these with a read followed by a write.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
-from couponry.domain.redemptions import Redemption
+from couponry.domain.redemptions import REDEEMED, REFUSED, Redemption, StoredOutcome
 from couponry.store.tables import (
     UTCDateTime,
     coupon_user_uses,
@@ -133,10 +134,41 @@ _CLAIM_USER = text(_UPSERT_USE + "RETURNING uses")
 _CLAIM_USER_LIMITED = text(_UPSERT_USE + "WHERE coupon_user_uses.uses < :limit RETURNING uses")
 _RESERVE_KEY = text(
     "INSERT INTO idempotency_keys "
-    "(tenant_id, key, request_hash, status_code, response_body, created_at) "
+    "(tenant_id, key, request_hash, outcome, response_body, created_at) "
     "VALUES (:tenant_id, :key, :request_hash, 0, '', :created_at) "
     "ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An Idempotency-Key's row: its first request's hash, and what that request came to."""
+
+    request_hash: str
+    stored: StoredOutcome  # IN_PROGRESS until the first request's transaction commits
+
+
+_LEGACY_ENVELOPE = ('{"error":', "}")
+
+
+def stored_outcome(outcome: int, body: str) -> StoredOutcome:
+    """A row's outcome and document as the StoredOutcome they record.
+
+    Rows written before migration 0004 held the HTTP reply itself: an HTTP status (>= 100)
+    where `outcome` now is, and the body as it was sent: 201 with the redemption's view, or a
+    refusal's status with `{"error":<document>}`. They read as REDEEMED with the view, or
+    REFUSED with the document inside the envelope, which the web layer wraps again
+    (web/errors.py: envelope_text) with the status of its code: the same status and bytes.
+    Keys are kept 48 hours, so no such row outlives the upgrade by more than that.
+    """
+    if outcome < 100:
+        return StoredOutcome(outcome, body)
+    if outcome == 201:
+        return StoredOutcome(REDEEMED, body)
+    head, tail = _LEGACY_ENVELOPE
+    if not (body.startswith(head) and body.endswith(tail)):
+        raise ValueError(f"an idempotency key's stored reply has an unknown shape ({outcome})")
+    return StoredOutcome(REFUSED, body[len(head) : -len(tail)])
 
 
 def redemption_row(r: Redemption, tenant_id: str) -> dict[str, Any]:
@@ -304,20 +336,23 @@ class RedemptionRepository:
         params = {"tenant_id": self.tenant_id, "key": key, "request_hash": request_hash}
         return self.conn.execute(_RESERVE_KEY, params | {"created_at": now}).first() is not None
 
-    def key_record(self, key: str) -> Row[Any] | None:
+    def key_record(self, key: str) -> KeyRecord | None:
         k = idempotency_keys.c
-        return self.conn.execute(
-            select(k.request_hash, k.status_code, k.response_body).where(
+        row = self.conn.execute(
+            select(k.request_hash, k.outcome, k.response_body).where(
                 k.tenant_id == self.tenant_id, k.key == key
             )
         ).first()
+        if row is None:
+            return None
+        return KeyRecord(row.request_hash, stored_outcome(row.outcome, row.response_body))
 
-    def store_reply(self, key: str, status_code: int, body: str) -> None:
+    def store_outcome(self, key: str, stored: StoredOutcome) -> None:
         k = idempotency_keys.c
         self.conn.execute(
             update(idempotency_keys)
             .where(k.tenant_id == self.tenant_id, k.key == key)
-            .values(status_code=status_code, response_body=body)
+            .values(outcome=stored.outcome, response_body=stored.document)
         )
 
     def purge_keys(self, *, before: datetime) -> None:

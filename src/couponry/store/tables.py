@@ -215,14 +215,17 @@ coupon_user_uses = Table(
     Column("uses", Integer, nullable=False),
 )
 
-# The first reply to each Idempotency-Key, replayed for later requests with the same key.
+# The first request's outcome under each Idempotency-Key, replayed for later requests with the
+# same key: `outcome` 0 while it runs, 1 redeemed, 2 refused (domain.redemptions), and
+# `response_body` the outcome's JSON document. Rows from before migration 0004 hold an HTTP
+# status and reply instead (redemption_repo.stored_outcome reads both).
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("tenant_id", String(63), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
-    Column("status_code", Integer, nullable=False),
+    Column("outcome", Integer, nullable=False),
     Column("response_body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),

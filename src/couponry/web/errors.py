@@ -81,7 +81,11 @@ def edubrite_code_for(error: e.CouponryError) -> int:
 
 
 def status_for(error: e.CouponryError) -> int:
-    for cls in type(error).__mro__:
+    return status_for_kind(type(error))
+
+
+def status_for_kind(kind: type[e.CouponryError]) -> int:
+    for cls in kind.__mro__:
         status = STATUS_BY_KIND.get(cls)
         if status is not None:
             return status
@@ -89,13 +93,13 @@ def status_for(error: e.CouponryError) -> int:
 
 
 def envelope(code: str, message: str, details: list[e.FieldProblem]) -> dict[str, object]:
-    return {
-        "error": {
-            "code": code,
-            "message": message,
-            "details": [{"field": d.field, "message": d.message} for d in details],
-        }
-    }
+    return {"error": e.error_document(code, message, details)}
+
+
+def envelope_text(document: str) -> str:
+    """The envelope around an error's document already written as compact JSON: the bytes
+    `dumps(envelope(...))` gives for it."""
+    return '{"error":' + document + "}"
 
 
 def error_response(error: e.CouponryError) -> Response:

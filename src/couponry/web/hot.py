@@ -33,7 +33,6 @@ from couponry.store.db import Database
 from couponry.web.auth import CHECKOUT, READ, check_access, key_from_header
 from couponry.web.errors import error_response
 from couponry.web.jsonio import decode_json_body, json_response, read_body
-from couponry.web.observability import REDEMPTIONS
 from couponry.web.rest import params as p
 from couponry.web.rest import redemptions as rest_redemptions
 
@@ -118,8 +117,8 @@ async def redeem(request: Request) -> Response:
     assert cart is not None
     if coupon is None or not redemption_svc.takes_hot_path(coupon):
         return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
-    try:
-        reply = await redemption_svc.redeem_hot(
+    outcome = await rest_redemptions.counted(
+        redemption_svc.redeem_hot(
             adb,
             tenant=principal.tenant,
             coupon=coupon,
@@ -127,13 +126,9 @@ async def redeem(request: Request) -> Response:
             doc=doc,
             idempotency_key=idempotency_key,
             now=p.now(),
-            render=rest_redemptions.renderer(principal.tenant.currency),
         )
-    except CouponryError as error:
-        REDEMPTIONS.labels(outcome=error.code).inc()
-        raise
-    REDEMPTIONS.labels(outcome=rest_redemptions.outcome(reply)).inc()
-    return rest_redemptions.reply_response(reply)
+    )
+    return rest_redemptions.outcome_response(outcome, principal.tenant.currency)
 
 
 HOT_ROUTES = [

@@ -17,8 +17,8 @@ from starlette.responses import Response
 
 from couponry.domain.coupons import Coupon
 from couponry.errors import printable
+from couponry.jsontext import dumps
 from couponry.web.edubrite.params import edubrite_view, plain_decimal
-from couponry.web.jsonio import dumps
 
 XML_TYPE = "text/xml; charset=utf-8"
 JSON_TYPE = "application/json"

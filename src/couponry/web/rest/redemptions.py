@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query
@@ -12,21 +13,24 @@ from starlette.responses import Response
 
 from couponry.domain.paging import Page
 from couponry.domain.redemptions import (
+    PENDING,
+    REDEEMED,
     STATUSES,
     Redemption,
+    StoredOutcome,
     discount_line_view,
     lines_view,
     money_text,
     redemption_view,
 )
 from couponry.domain.tenants import Tenant
-from couponry.errors import CouponryError, FieldProblem, InvalidInput, InvalidQuery
+from couponry.errors import REFUSALS, CouponryError, FieldProblem, InvalidInput, InvalidQuery
 from couponry.services import redemptions as svc
 from couponry.services.tenants import Principal
 from couponry.store.db import Database
 from couponry.web.auth import CHECKOUT, AdminKey, Body, CheckoutKey, ReadKey, authorize
-from couponry.web.errors import envelope, status_for
-from couponry.web.jsonio import decode_json_body, dumps, json_response
+from couponry.web.errors import envelope, envelope_text, status_for, status_for_kind
+from couponry.web.jsonio import decode_json_body, json_response
 from couponry.web.observability import REDEMPTIONS
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import body_doc, errors_doc
@@ -157,17 +161,6 @@ async def redeem(
     return await hot.redeem(request)
 
 
-def renderer(currency: str) -> svc.Renderer:
-    """A redemption as 201 and its JSON, a refusal as its status and envelope."""
-    return svc.Renderer(
-        success=lambda r: (201, dumps(redemption_view(r, currency)).decode()),
-        refusal=lambda e: (
-            status_for(e),
-            dumps(envelope(e.code, e.message, e.details)).decode(),
-        ),
-    )
-
-
 async def redeem_in_thread(
     request: Request, tenant_id: str, raw: bytes, idempotency_key: str | None
 ) -> Response:
@@ -175,43 +168,63 @@ async def redeem_in_thread(
     this before it has read the key (on SQLite), so the caller is authenticated here."""
     who = await authorize(request, tenant_id, CHECKOUT)
     doc = decode_json_body(request, raw)
-    reply = await p.in_thread(
-        lambda: counted(
+    outcome = await counted(
+        p.in_thread(
             lambda: svc.redeem(
                 _db(request),
                 tenant=who.tenant,
                 doc=doc,
                 idempotency_key=idempotency_key,
                 now=p.now(),
-                render=renderer(who.tenant.currency),
             )
         )
     )
-    return reply_response(reply)
+    return outcome_response(outcome, who.tenant.currency)
 
 
-def counted(redeem: Callable[[], svc.Reply]) -> svc.Reply:
-    """Count the outcome (or the refusal that rose) in the redemptions metric."""
+async def counted(redeeming: Awaitable[svc.Outcome]) -> svc.Outcome:
+    """The outcome, counted in the redemptions metric (a refusal that rose, by its code)."""
     try:
-        reply = redeem()
+        outcome = await redeeming
     except CouponryError as error:
         REDEMPTIONS.labels(outcome=error.code).inc()
         raise
-    REDEMPTIONS.labels(outcome=outcome(reply)).inc()
-    return reply
+    REDEMPTIONS.labels(outcome=outcome_label(outcome)).inc()
+    return outcome
 
 
-def reply_response(reply: svc.Reply) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return Response(reply.body, reply.status, headers=headers, media_type="application/json")
-
-
-def outcome(reply: svc.Reply) -> str:
-    if reply.replayed:
+def outcome_label(outcome: svc.Outcome) -> str:
+    if outcome.replayed is not None:
         return "replayed"
-    if reply.refusal:
-        return reply.refusal
-    return "pending_approval" if '"status":"pending_approval"' in reply.body else "applied"
+    if outcome.refusal is not None:
+        return outcome.refusal.code
+    assert outcome.redemption is not None
+    return "pending_approval" if outcome.redemption.status == PENDING else "applied"
+
+
+def outcome_response(outcome: svc.Outcome, currency: str) -> Response:
+    """A redemption is 201 and its view; a refusal its status and envelope; a replay the
+    first reply again, byte for byte, marked Idempotent-Replayed."""
+    if outcome.replayed is not None:
+        return replayed_response(outcome.replayed)
+    if outcome.refusal is not None:
+        error = outcome.refusal
+        return json_response(envelope(error.code, error.message, error.details), status_for(error))
+    assert outcome.redemption is not None
+    return json_response(redemption_view(outcome.redemption, currency), 201)
+
+
+def replayed_response(stored: StoredOutcome) -> Response:
+    """The first reply rebuilt from its stored outcome: a redemption's view as stored, or a
+    refusal's document in its envelope with the status of its code. The document was written
+    by the same `dumps` as the first reply, so the bytes are the same."""
+    if stored.outcome == REDEEMED:
+        status, body = 201, stored.document
+    else:
+        status = status_for_kind(REFUSALS[json.loads(stored.document)["code"]])
+        body = envelope_text(stored.document)
+    headers = {"Idempotent-Replayed": "true"}
+    return Response(body, status, headers=headers, media_type="application/json")
 
 
 @router.get(
