@@ -243,8 +243,8 @@ def fresh_postgres(name: str = BENCH_DB) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-def fresh_sqlite() -> str:
-    folder = ROOT / "var" / "bench"
+def fresh_sqlite(name: str = "bench") -> str:
+    folder = ROOT / "var" / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return f"sqlite:///{folder / 'bench.db'}"
@@ -583,6 +583,59 @@ def scale(backend: str, database_url: str, settings: Settings) -> list[Result]:
 REFERENCE_SCENARIOS = ("hello", "get", "redeem_spread", "redeem_hot")
 
 
+# The commit issue 9 was filed against: SQLite must not be slower than it (bench/report.py).
+BEFORE_ISSUE_9 = "5a35f2f"
+BEFORE_SCENARIOS = {
+    "hello",
+    "get",
+    "validate",
+    "redeem_spread",
+    "redeem_hot",
+    "create",
+    "edubrite_create",
+}
+
+
+@contextmanager
+def code_at(commit: str) -> Iterator[Path | None]:
+    """The source tree of `commit` in a temporary git worktree (None without git history)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        added = subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode != 0:
+            print(f"  {commit} not measured: {added.stderr.strip()[:200]}", flush=True)
+            yield None
+            return
+        try:
+            yield tree / "src"
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                capture_output=True,
+            )
+
+
+def sqlite_before_issue_9(settings: Settings) -> list[Result]:
+    """The same SQLite scenarios served by the code of `BEFORE_ISSUE_9`, in this run."""
+    with code_at(BEFORE_ISSUE_9) as source:
+        if source is None:
+            return []
+        previous = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = str(source)  # the server and CLI it starts import it
+        try:
+            url = fresh_sqlite("bench-before-9")
+            return run_backend("sqlite_before_9", url, settings, only=BEFORE_SCENARIOS)
+        finally:
+            if previous is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = previous
+
+
 def observability_cost() -> dict[str, float]:
     """CPU per request of the request id, access line and metrics (bench/overhead.py)."""
     figures: dict[str, float] = json.loads(run(sys.executable, str(BENCH / "overhead.py")))
@@ -697,6 +750,8 @@ def main() -> None:
         url = fresh_sqlite()
         print("SQLite", flush=True)
         results += run_backend("sqlite", url, settings)
+        print("SQLite, the code before issue 9", flush=True)
+        results += sqlite_before_issue_9(settings)
         if not args.quick:
             results += scale("sqlite", url, settings)
     compare_with_reference(results)

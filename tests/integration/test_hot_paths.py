@@ -7,6 +7,7 @@ and that the others (a credit, an unknown code) still go through the synchronous
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -125,3 +126,58 @@ def test_a_per_user_limit_counts_every_use_of_the_user(api: Api, tenant: TenantK
     ]
     assert codes == [201, 201, 201, 409]
     assert _state(api, tenant, coupon) == (3, 3)
+
+
+# --- GET renders the stored coupon without making a Coupon (coupon_view_from_columns) --------
+
+
+def _rich_coupon() -> dict[str, Any]:
+    return percent_coupon(
+        code="RICH-1",
+        name="Été — 10% ✓",
+        value_percent="12.5",
+        maximum_discount="50.25",
+        usage_limit=7,
+        max_uses_per_user=2,
+        starts_at="2026-01-02T03:04:05.678901Z",
+        expires_at="2030-12-31T23:59:59Z",
+        apply_to_chapter_dues=True,
+        chapter_dues_discount_info={"method": "percentage", "amount": 15, "chapter_ids": ["c"]},
+        custom_field_values=[{"custom_field_id": "cf1", "numeric_value": 2.5}],
+        comment="line one\nline two",
+    )
+
+
+def test_get_shows_what_create_and_scan_show(api: Api, tenant: TenantKeys) -> None:
+    created = api.post(f"/coupons/{tenant.tenant_id}", json=_rich_coupon())
+    assert created.status_code == 201, created.text
+    coupon = created.json()
+    got = api.get(f"/coupons/{tenant.tenant_id}/{coupon['id']}")
+    assert got.json() == coupon
+    assert got.text == created.text  # the same bytes, field order included
+    scanned = api.get(f"/coupons/{tenant.tenant_id}", params={"code": "RICH-1"}).json()
+    assert scanned == [coupon]
+
+
+def test_a_stored_coupon_without_a_newer_field_shows_its_default(
+    api: Api, tenant: TenantKeys, db: Any
+) -> None:
+    """A body written before a field existed lacks it: GET and the scan show the default."""
+    from sqlalchemy import text
+
+    coupon = api.post(f"/coupons/{tenant.tenant_id}", json=_rich_coupon()).json()
+    with db.transaction() as conn:
+        body = conn.execute(
+            text("SELECT body FROM coupons WHERE id = :id"), {"id": coupon["id"]}
+        ).scalar_one()
+        older = json.loads(body)
+        del older["preview_access_only"], older["comment"]
+        conn.execute(
+            text("UPDATE coupons SET body = :body WHERE id = :id"),
+            {"body": json.dumps(older), "id": coupon["id"]},
+        )
+    got = api.get(f"/coupons/{tenant.tenant_id}/{coupon['id']}").json()
+    assert got["preview_access_only"] is False and got["comment"] is None
+    assert got == dict(coupon, comment=None)
+    scanned = api.get(f"/coupons/{tenant.tenant_id}", params={"code": "RICH-1"}).json()
+    assert scanned == [got]

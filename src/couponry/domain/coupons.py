@@ -564,25 +564,54 @@ def remaining_after_change(current: Coupon, new: CouponFields) -> Decimal | None
 
 def coupon_view(coupon: Coupon) -> dict[str, Any]:
     """The coupon as the REST dialect shows it (Rhythm field names; money as Decimal)."""
-    view: dict[str, Any] = {"id": coupon.id}
-    for name, value in _field_values(coupon.data):
+    return stored_coupon_view(
+        coupon.id,
+        vars(coupon.data),
+        times_used=coupon.times_used,
+        remaining_amount=coupon.remaining_amount,
+        sys_version=coupon.sys_version,
+        sys_created_at=coupon.sys_created_at,
+        sys_last_modified_at=coupon.sys_last_modified_at,
+        sys_created_by_id=coupon.sys_created_by_id,
+        sys_last_modified_by_id=coupon.sys_last_modified_by_id,
+        sys_deleted_by_id=coupon.sys_deleted_by_id,
+    )
+
+
+def stored_coupon_view(
+    coupon_id: str,
+    fields: Mapping[str, Any],
+    *,
+    times_used: int,
+    remaining_amount: Decimal | None,
+    sys_version: int,
+    sys_created_at: datetime,
+    sys_last_modified_at: datetime,
+    sys_created_by_id: str | None,
+    sys_last_modified_by_id: str | None,
+    sys_deleted_by_id: str | None,
+) -> dict[str, Any]:
+    """The view from the writable fields by name (a `CouponFields`' own, or as stored: a name
+    an older record lacks shows its default) and what the server keeps. GET renders a stored
+    coupon with it, without making the `Coupon` first (a fifth of a GET's CPU, measured)."""
+    view: dict[str, Any] = {"id": coupon_id}
+    given = fields.get
+    for name, default in _FIELD_DEFAULTS.items():
+        value = given(name, default)
         view[name] = format_instant(value) if isinstance(value, datetime) else value
-    view["times_used"] = coupon.times_used
-    view["remaining_amount"] = coupon.remaining_amount
-    view["sys_version"] = coupon.sys_version
-    view["sys_created_at"] = format_instant(coupon.sys_created_at)
-    view["sys_last_modified_at"] = format_instant(coupon.sys_last_modified_at)
-    view["sys_created_by_id"] = coupon.sys_created_by_id
-    view["sys_last_modified_by_id"] = coupon.sys_last_modified_by_id
-    view["sys_deleted_by_id"] = coupon.sys_deleted_by_id
-    for name in IGNORED_SYS_FIELDS:
-        view[name] = None
+    view["times_used"] = times_used
+    view["remaining_amount"] = remaining_amount
+    view["sys_version"] = sys_version
+    view["sys_created_at"] = format_instant(sys_created_at)
+    view["sys_last_modified_at"] = format_instant(sys_last_modified_at)
+    view["sys_created_by_id"] = sys_created_by_id
+    view["sys_last_modified_by_id"] = sys_last_modified_by_id
+    view["sys_deleted_by_id"] = sys_deleted_by_id
+    view.update(_IGNORED_VIEW)
     return view
 
 
-def _field_values(data: CouponFields) -> list[tuple[str, Any]]:
-    values = vars(data)
-    return [(name, values[name]) for name in WRITABLE_FIELDS]
+_IGNORED_VIEW = dict.fromkeys(IGNORED_SYS_FIELDS)
 
 
 ALL_VIEW_FIELDS = (

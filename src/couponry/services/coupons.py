@@ -45,7 +45,7 @@ from couponry.services.tenants import Principal, principal_of
 from couponry.store.async_db import AsyncDatabase
 from couponry.store.coupon_repo import CouponRepository, code_taken
 from couponry.store.db import Database
-from couponry.store.hot_reads import key_with_coupon
+from couponry.store.hot_reads import key_with_coupon_view
 
 log = logging.getLogger("couponry.services.coupons")
 MAX_BATCH = 100
@@ -100,10 +100,10 @@ def get_coupon(db: Database, *, tenant_id: str, coupon_id: str, consistent: bool
     return coupon
 
 
-async def read_coupon(
+async def read_coupon_view(
     adb: AsyncDatabase, *, key: str, tenant_id: str, coupon_id: str
-) -> tuple[Principal, Coupon | None]:
-    """Who is calling, and the live coupon (None if there is none), in one round trip.
+) -> tuple[Principal, dict[str, Any] | None]:
+    """Who is calling, and the live coupon's view (None if there is none), in one round trip.
 
     InvalidCredentials as `authenticate` decides; the caller checks the principal's access
     before it looks at the coupon.
@@ -111,11 +111,13 @@ async def read_coupon(
     parts = split_key(key)
     if parts is None:
         raise InvalidCredentials("The API key is malformed.")
-    found = await key_with_coupon(adb, key_id=parts[0], tenant_id=tenant_id, coupon_id=coupon_id)
+    found = await key_with_coupon_view(
+        adb, key_id=parts[0], tenant_id=tenant_id, coupon_id=coupon_id
+    )
     if found is None:
         raise InvalidCredentials("Unknown API key.")
-    record, tenant, coupon = found
-    return principal_of(record, tenant, secret=parts[1]), coupon
+    record, tenant, view = found
+    return principal_of(record, tenant, secret=parts[1]), view
 
 
 def get_coupon_by_code(db: Database, *, tenant_id: str, code: str) -> Coupon:

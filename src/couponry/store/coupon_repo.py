@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from couponry.domain.coupons import Coupon, CouponFields, normalise_code
+from couponry.domain.coupons import Coupon, CouponFields, normalise_code, stored_coupon_view
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
 from couponry.errors import CodeTaken, FieldProblem
@@ -62,6 +62,25 @@ def coupon_from_columns(row: Mapping[str, Any], instant: Callable[[Any], Any] = 
         sys_deleted_by_id=row["sys_deleted_by_id"],
         redeemed=bool(row["redeemed"]),
         credit_drawn=from_units(row["credit_drawn_units"]),
+    )
+
+
+def coupon_view_from_columns(
+    row: Mapping[str, Any], instant: Callable[[Any], Any] = _same
+) -> dict[str, Any]:
+    """The coupon's view straight from its columns (as `coupon_from_columns` reads them)."""
+    remaining = row["remaining_units"]
+    return stored_coupon_view(
+        row["id"],
+        codec.loads(row["body"]),
+        times_used=row["times_used"],
+        remaining_amount=None if remaining is None else from_units(remaining),
+        sys_version=row["sys_version"],
+        sys_created_at=instant(row["sys_created_at"]),
+        sys_last_modified_at=instant(row["sys_last_modified_at"]),
+        sys_created_by_id=row["sys_created_by_id"],
+        sys_last_modified_by_id=row["sys_last_modified_by_id"],
+        sys_deleted_by_id=row["sys_deleted_by_id"],
     )
 
 

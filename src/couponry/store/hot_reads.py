@@ -7,15 +7,16 @@ other REST request reads the key and its tenant alone, in one statement, before 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from couponry.domain.coupons import Coupon
 from couponry.domain.paging import looks_like_id
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
-from couponry.store.coupon_repo import COLUMNS, coupon_from_columns
-from couponry.store.tenant_repo import tenant_from_columns
+from couponry.store.coupon_repo import COLUMNS, coupon_from_columns, coupon_view_from_columns
 
 # The columns a coupon is read from, named once (in coupon_repo).
 COUPON_COLUMNS = tuple(column.name for column in COLUMNS)
@@ -81,6 +82,20 @@ def instant(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=256)
+def _text_list(stored: str) -> tuple[str, ...]:
+    """A tenant's stored JSON list (its site URLs, its admins), read once per text: every
+    request reads its tenant, and tenants rarely change."""
+    return tuple(json.loads(stored))
+
+
+def aware(value: Any) -> datetime:
+    """`instant` of a column that is never NULL."""
+    made = instant(value)
+    assert made is not None
+    return made
+
+
 class Columns:
     """Attribute access over a driver's row, with instants made aware."""
 
@@ -94,10 +109,11 @@ class Columns:
         return instant(value) if name in _INSTANTS else value
 
 
-async def key_with_coupon(
+async def key_with_coupon_view(
     adb: AsyncDatabase, *, key_id: str, tenant_id: str, coupon_id: str
-) -> tuple[ApiKeyRecord, Tenant, Coupon | None] | None:
-    """The key, its tenant, and the live coupon (None when there is none) in one statement."""
+) -> tuple[ApiKeyRecord, Tenant, dict[str, Any] | None] | None:
+    """The key, its tenant, and the live coupon's view (None when there is none) in one
+    statement; None for an unknown key id."""
     params = {
         "key_id": key_id,
         "tenant_id": tenant_id,
@@ -105,7 +121,11 @@ async def key_with_coupon(
         "coupon_id": coupon_id if looks_like_id(coupon_id) else "",
     }
     row = await adb.fetchrow(KEY_AND_COUPON, params)
-    return None if row is None else key_tenant_coupon(key_id, row)
+    if row is None:
+        return None
+    key, tenant = key_and_tenant(key_id, row)
+    view = coupon_view_from_columns(row, instant) if row["id"] is not None else None
+    return key, tenant, view
 
 
 async def key_with_tenant(adb: AsyncDatabase, *, key_id: str) -> tuple[ApiKeyRecord, Tenant] | None:
@@ -123,21 +143,21 @@ def key_tenant_coupon(key_id: str, row: Any) -> tuple[ApiKeyRecord, Tenant, Coup
 
 def key_and_tenant(key_id: str, row: Any) -> tuple[ApiKeyRecord, Tenant]:
     """The key and its tenant of one row (read with `_KEY_AND_TENANT_COLUMNS`)."""
-    cols = Columns(row)
+    tenant_id = row["key_tenant_id"]
     key = ApiKeyRecord(
         id=key_id,
-        tenant_id=row["key_tenant_id"],
+        tenant_id=tenant_id,
         role=row["role"],
         secret_hash=row["secret_hash"],
-        created_at=cols.key_created_at,
-        revoked_at=cols.revoked_at,
+        created_at=aware(row["key_created_at"]),
+        revoked_at=instant(row["revoked_at"]),
     )
-    tenant = tenant_from_columns(
-        tenant_id=row["key_tenant_id"],
+    tenant = Tenant(
+        id=tenant_id,
         name=row["tenant_name"],
         currency=row["currency"],
-        site_urls=row["site_urls"],
-        admins=row["admins"],
-        created_at=cols.tenant_created_at,
+        site_urls=_text_list(row["site_urls"]),
+        admins=_text_list(row["admins"]),
+        created_at=aware(row["tenant_created_at"]),
     )
     return key, tenant

@@ -69,25 +69,29 @@ async def get_coupon(request: Request) -> Response:
     tenant_id: str = request.path_params["tenantId"]
     coupon_id: str = request.path_params["coupon_id"]
     adb: AsyncDatabase = request.app.state.adb
-    principal, coupon = await svc.read_coupon(
+    principal, view = await svc.read_coupon_view(
         adb,
         key=key_from_header(request.headers.get("authorization")),
         tenant_id=tenant_id,
         coupon_id=coupon_id,
     )
     check_access(principal, tenant_id, READ)
-    query = request.query_params
-    names = p.query_fields(query.get("fields"))
-    db: Database = request.app.state.db
-    if p.query_bool("consistentRead", query.get("consistentRead")) is False and db.replica:
-        # An eventually consistent read goes to the replica (not a hot path).
-        coupon = await p.in_thread(
-            lambda: svc.get_coupon(db, tenant_id=tenant_id, coupon_id=coupon_id, consistent=False)
-        )
-    if coupon is None:
+    names: list[str] | None = None
+    if request.scope["query_string"]:
+        query = request.query_params
+        names = p.query_fields(query.get("fields"))
+        db: Database = request.app.state.db
+        if p.query_bool("consistentRead", query.get("consistentRead")) is False and db.replica:
+            # An eventually consistent read goes to the replica (not a hot path).
+            coupon = await p.in_thread(
+                lambda: svc.get_coupon(
+                    db, tenant_id=tenant_id, coupon_id=coupon_id, consistent=False
+                )
+            )
+            view = None if coupon is None else coupon_view(coupon)
+    if view is None:
         raise CouponNotFound()
-    body = p.project(coupon_view(coupon), names)
-    return json_response(body, 200, {"ETag": f'"{coupon.sys_version}"'})
+    return json_response(p.project(view, names), 200, {"ETag": f'"{view["sys_version"]}"'})
 
 
 async def redeem(request: Request) -> Response:
