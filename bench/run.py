@@ -646,9 +646,14 @@ def observability_cost() -> dict[str, float]:
 def compare_with_reference(results: list[Result]) -> None:
     """PostgreSQL's hot paths are measured against the reference when it ran."""
     measured = {r.scenario for r in results if r.backend == "reference"}
+    before = {r.scenario for r in results if r.backend == "sqlite_before_9"}
     for r in results:
         if r.backend == "postgres" and r.scenario in REFERENCE_SCENARIOS and r.scenario in measured:
             r.baseline = f"reference:{r.scenario}"
+        if r.backend == "sqlite" and r.scenario in before:
+            r.baseline = f"sqlite_before_9:{r.scenario}"  # SQLite against its own past
+        if r.backend == "sqlite_before_9":
+            r.baseline = None  # a baseline itself
 
 
 def attach_baselines(results: list[Result]) -> None:
@@ -656,8 +661,9 @@ def attach_baselines(results: list[Result]) -> None:
     for r in results:
         if not r.baseline:
             continue
-        if r.baseline.startswith("reference:"):
-            base = by_name.get(("reference", r.baseline.split(":", 1)[1]))
+        if ":" in r.baseline:  # another backend's same scenario: reference, the past
+            backend, scenario = r.baseline.split(":", 1)
+            base = by_name.get((backend, scenario))
         else:
             base = by_name.get((r.backend, r.baseline)) or by_name.get(("postgres", r.baseline))
         if base is None or not base.rps:
