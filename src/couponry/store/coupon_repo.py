@@ -47,21 +47,13 @@ def row_to_coupon(row: Any) -> Coupon:
 
 def coupon_from_columns(row: Mapping[str, Any], instant: Callable[[Any], Any] = _same) -> Coupon:
     """A coupon from its columns by name; `instant` makes a driver's stored instant aware."""
-    remaining = row["remaining_units"]
     return Coupon(
         id=row["id"],
         tenant_id=row["tenant_id"],
         data=CouponFields.from_stored(codec.loads(row["body"])),
-        sys_version=row["sys_version"],
-        sys_created_at=instant(row["sys_created_at"]),
-        sys_last_modified_at=instant(row["sys_last_modified_at"]),
-        sys_created_by_id=row["sys_created_by_id"],
-        sys_last_modified_by_id=row["sys_last_modified_by_id"],
-        times_used=row["times_used"],
-        remaining_amount=None if remaining is None else from_units(remaining),
-        sys_deleted_by_id=row["sys_deleted_by_id"],
         redeemed=bool(row["redeemed"]),
         credit_drawn=from_units(row["credit_drawn_units"]),
+        **_kept(row, instant),
     )
 
 
@@ -69,19 +61,22 @@ def coupon_view_from_columns(
     row: Mapping[str, Any], instant: Callable[[Any], Any] = _same
 ) -> dict[str, Any]:
     """The coupon's view straight from its columns (as `coupon_from_columns` reads them)."""
+    return stored_coupon_view(row["id"], codec.loads(row["body"]), **_kept(row, instant))
+
+
+def _kept(row: Mapping[str, Any], instant: Callable[[Any], Any]) -> dict[str, Any]:
+    """What the server keeps of a coupon, named as `Coupon` and its view name it."""
     remaining = row["remaining_units"]
-    return stored_coupon_view(
-        row["id"],
-        codec.loads(row["body"]),
-        times_used=row["times_used"],
-        remaining_amount=None if remaining is None else from_units(remaining),
-        sys_version=row["sys_version"],
-        sys_created_at=instant(row["sys_created_at"]),
-        sys_last_modified_at=instant(row["sys_last_modified_at"]),
-        sys_created_by_id=row["sys_created_by_id"],
-        sys_last_modified_by_id=row["sys_last_modified_by_id"],
-        sys_deleted_by_id=row["sys_deleted_by_id"],
-    )
+    return {
+        "times_used": row["times_used"],
+        "remaining_amount": None if remaining is None else from_units(remaining),
+        "sys_version": row["sys_version"],
+        "sys_created_at": instant(row["sys_created_at"]),
+        "sys_last_modified_at": instant(row["sys_last_modified_at"]),
+        "sys_created_by_id": row["sys_created_by_id"],
+        "sys_last_modified_by_id": row["sys_last_modified_by_id"],
+        "sys_deleted_by_id": row["sys_deleted_by_id"],
+    }
 
 
 def _field_columns(data: CouponFields) -> dict[str, Any]:
