@@ -69,6 +69,16 @@ def bulk_load_coupons(database_url: str, tenant: str, count: int) -> None:
                 "placeholder": _PLACEHOLDER,
             },
         )
+        # Each coupon's code in the tenant's namespace of codes, as the API writes it.
+        conn.execute(
+            text(
+                "INSERT INTO coupon_codes (tenant_id, coupon_id, code, code_normalized, own, "
+                "created_at) SELECT c.tenant_id, c.id, c.code, c.code_normalized, true, "
+                "c.sys_created_at FROM coupons c WHERE c.tenant_id = :tenant AND NOT EXISTS "
+                "(SELECT 1 FROM coupon_codes k WHERE k.coupon_id = c.id)"
+            ),
+            {"tenant": tenant},
+        )
     with db.transaction() as conn:
         conn.execute(text("ANALYZE"))
     db.dispose()

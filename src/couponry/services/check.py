@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from couponry.domain.money import to_units
+from couponry.store.coupon_repo import own_code_problems
 from couponry.store.db import Database
 from couponry.store.redemption_repo import counts_by_coupon, user_counts
 from couponry.store.tables import redemptions
@@ -28,7 +29,8 @@ class CheckReport:
 
 
 def check_invariants(db: Database, *, tenant_id: str | None = None) -> CheckReport:
-    """Every coupon's times_used, credit and per-user counters against its redemptions."""
+    """Every coupon's times_used, credit and per-user counters against its redemptions, and
+    its own code in the tenant's namespace of codes."""
     report = CheckReport()
     with db.reader() as conn:
         for row in counts_by_coupon(conn, tenant_id):
@@ -45,6 +47,8 @@ def check_invariants(db: Database, *, tenant_id: str | None = None) -> CheckRepo
                 report.problems.append(
                     f"{where}: {row.uses} uses exceed max_uses_per_user {row.max_uses_per_user}"
                 )
+        for problem in own_code_problems(conn, tenant_id):
+            report.problems.append(problem)
         query = select(
             redemptions.c.id,
             redemptions.c.discount_units,

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code, stored_coupon_view
@@ -16,7 +16,7 @@ from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
 from couponry.errors import CodeTaken, FieldProblem
 from couponry.store import codec
-from couponry.store.tables import coupons
+from couponry.store.tables import coupon_codes, coupons
 
 COLUMNS = (
     coupons.c.seq,
@@ -100,6 +100,35 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
     }
 
 
+def own_code_problems(conn: Connection, tenant_id: str | None) -> list[str]:
+    """Live coupons whose own code is not in `coupon_codes` as theirs, and own rows of no live
+    coupon (`couponry check`)."""
+    c, k = coupons, coupon_codes
+    joined = and_(k.c.coupon_id == c.c.id, k.c.own.is_(True))
+    missing = (
+        select(c.c.id, c.c.code)
+        .select_from(c.outerjoin(k, joined))
+        .where(c.c.deleted_at.is_(None), or_(k.c.seq.is_(None), k.c.code != c.c.code))
+    )
+    orphans = (
+        select(k.c.coupon_id, k.c.code)
+        .select_from(k.outerjoin(c, and_(c.c.id == k.c.coupon_id, c.c.deleted_at.is_(None))))
+        .where(k.c.own.is_(True), c.c.id.is_(None))
+    )
+    if tenant_id is not None:
+        missing = missing.where(c.c.tenant_id == tenant_id)
+        orphans = orphans.where(k.c.tenant_id == tenant_id)
+    problems = [
+        f"coupon {row.id}: its code {row.code!r} is not in the tenant's codes as its own"
+        for row in conn.execute(missing)
+    ]
+    problems += [
+        f"code {row.code!r}: held as the own code of {row.coupon_id}, which is not a live coupon"
+        for row in conn.execute(orphans)
+    ]
+    return problems
+
+
 def code_taken(code: str) -> CodeTaken:
     message = f"{code!r} is already the code of another coupon"
     return CodeTaken(f"The code {code!r} is already used.", [FieldProblem("code", message)])
@@ -131,6 +160,7 @@ def _scan_query(by_code: bool, by_active: bool) -> Any:
 
 
 _INSERT = insert(coupons)
+_INSERT_OWN_CODE = insert(coupon_codes)
 _SCANS = {(c, a): _scan_query(c, a) for c in (False, True) for a in (False, True)}
 
 
@@ -167,11 +197,14 @@ class CouponRepository:
         return row_to_coupon(row) if row else None
 
     def code_in_use(self, code: str, *, except_id: str | None = None) -> bool:
-        query = select(coupons.c.id).where(
-            self._live(), coupons.c.code_normalized == normalise_code(code)
+        """Is this code a live coupon's or one of its campaign codes (but not `except_id`'s
+        own)?"""
+        query = select(coupon_codes.c.coupon_id, coupon_codes.c.own).where(
+            coupon_codes.c.tenant_id == self.tenant_id,
+            coupon_codes.c.code_normalized == normalise_code(code),
         )
         row = self.conn.execute(query).first()
-        return row is not None and row.id != except_id
+        return row is not None and not (row.own and row.coupon_id == except_id)
 
     def scan(
         self,
@@ -198,6 +231,7 @@ class CouponRepository:
         # A failed statement ends the unit of work; the service's transaction rolls back whole.
         try:
             self.conn.execute(_INSERT, self._row(coupon))
+            self.conn.execute(_INSERT_OWN_CODE, self._own_code(coupon))
         except IntegrityError as exc:
             raise code_taken(coupon.code) from exc
 
@@ -205,15 +239,30 @@ class CouponRepository:
         """Several new coupons in one statement (a batch's run of creates)."""
         try:
             self.conn.execute(_INSERT, [self._row(c) for c in items])
+            self.conn.execute(_INSERT_OWN_CODE, [self._own_code(c) for c in items])
         except IntegrityError as exc:
             raise code_taken(items[0].code if len(items) == 1 else "one of these") from exc
 
+    def _own_code(self, coupon: Coupon) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "coupon_id": coupon.id,
+            "code": coupon.code,
+            "code_normalized": normalise_code(coupon.code),
+            "own": True,
+            "times_used": 0,
+            "is_active": True,
+            "created_at": coupon.sys_created_at,
+        }
+
     def codes_in_use(self, codes: list[str]) -> set[str]:
-        """Which of these (normalised) codes a live coupon of the tenant already has."""
+        """Which of these (normalised) codes the tenant already has (a coupon's or a campaign
+        code)."""
         if not codes:
             return set()
-        query = select(coupons.c.code_normalized).where(
-            self._live(), coupons.c.code_normalized.in_(codes)
+        query = select(coupon_codes.c.code_normalized).where(
+            coupon_codes.c.tenant_id == self.tenant_id,
+            coupon_codes.c.code_normalized.in_(codes),
         )
         return {row.code_normalized for row in self.conn.execute(query)}
 
@@ -250,6 +299,17 @@ class CouponRepository:
         )
         try:
             result = self.conn.execute(statement)
+            if result.rowcount == 1:
+                self.conn.execute(
+                    update(coupon_codes)
+                    .where(
+                        coupon_codes.c.tenant_id == self.tenant_id,
+                        coupon_codes.c.coupon_id == coupon.id,
+                        coupon_codes.c.own.is_(True),
+                        coupon_codes.c.code != coupon.code,
+                    )
+                    .values(code=coupon.code, code_normalized=normalise_code(coupon.code))
+                )
         except IntegrityError as exc:
             raise code_taken(coupon.code) from exc
         return result.rowcount == 1
@@ -260,7 +320,15 @@ class CouponRepository:
             .where(self._live(), coupons.c.id == coupon_id)
             .values(deleted_at=now, sys_deleted_by_id=by, sys_last_modified_at=now)
         )
-        return self.conn.execute(statement).rowcount == 1
+        if self.conn.execute(statement).rowcount != 1:
+            return False
+        # Its codes, its own and its campaign codes, are free for other coupons again.
+        self.conn.execute(
+            delete(coupon_codes).where(
+                coupon_codes.c.tenant_id == self.tenant_id, coupon_codes.c.coupon_id == coupon_id
+            )
+        )
+        return True
 
     def count_live(self, *, is_active: bool | None = None) -> int:
         query = select(func.count()).select_from(coupons).where(self._live())

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -162,6 +163,27 @@ coupons = Table(
         sqlite_where=text("deleted_at IS NULL"),
         postgresql_where=text("deleted_at IS NULL"),
     ),
+)
+
+# Every live code of a tenant: each coupon's own (`own`) and its campaign codes. One unique
+# index arbitrates them all, whatever the concurrency (docs/campaigns.md); a coupon's delete
+# removes its rows, which frees its codes.
+coupon_codes = Table(
+    "coupon_codes",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("coupon_id", String(19), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("code_normalized", String(64), nullable=False),
+    Column("own", Boolean, nullable=False),
+    Column("max_uses", Integer, nullable=True),
+    Column("times_used", Integer, nullable=False, server_default=text("0")),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "code_normalized"),
+    Index("ix_coupon_codes_coupon_seq", "coupon_id", "seq"),
 )
 
 # EduBrite sessions: only hashes of the two cookie values are kept.
