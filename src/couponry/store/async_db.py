@@ -351,8 +351,11 @@ class AsyncDatabase:
         pool = self._pools.get(loop)
         if pool is not None:
             return pool
-        for other in [other for other in self._pools if other.is_closed()]:
-            _drop(self._pools.pop(other))
+        # Tests run loops in several threads at once: each takes its own snapshot, and a pool
+        # another thread dropped first is simply gone.
+        for other, gone in list(self._pools.items()):
+            if other.is_closed() and self._pools.pop(other, None) is not None:
+                _drop(gone)
         dsn = self._dsn()
 
         async def connect() -> asyncpg.Connection:
