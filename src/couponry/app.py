@@ -25,7 +25,7 @@ from couponry.web.guard import RequestGuard
 from couponry.web.hot import HotRoutes
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
-from couponry.web.rest import coupons, groups, redemptions
+from couponry.web.rest import codes, coupons, groups, redemptions
 from couponry.web.rest.schemas import REQUEST_MODELS, PatchOperation
 
 DESCRIPTION = """A multi-tenant coupon service. Authenticate with `Authorization: <key>` (or
@@ -72,6 +72,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)
     app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)
+    app.include_router(codes.router)
     app.include_router(redemptions.router)
     app.include_router(groups.router)
     app.include_router(edubrite.router)
@@ -125,7 +126,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    models: list[type[BaseModel]] = [*REQUEST_MODELS, *redemptions.DOC_MODELS, PatchOperation]
+    models: list[type[BaseModel]] = [
+        *REQUEST_MODELS,
+        *redemptions.DOC_MODELS,
+        *codes.DOC_MODELS,
+        PatchOperation,
+    ]
     for model in models:
         model_schema = model.model_json_schema(
             ref_template="#/components/schemas/{model}", by_alias=True

@@ -177,6 +177,11 @@ class MemberNotFound(NotFound):
     default_message = "That user is not a member of this group."
 
 
+class CodeNotFound(NotFound):
+    code = "code_not_found"
+    default_message = "This coupon has no such code."
+
+
 class TenantNotFound(NotFound):
     code = "tenant_not_found"
     default_message = "No such tenant."

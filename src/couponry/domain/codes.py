@@ -1,0 +1,98 @@
+"""A coupon's campaign codes (SPEC 10): what a request to add some must hold, and their view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from couponry.domain.coupons import check_code, normalise_code
+from couponry.domain.fields import Problems, check_int, format_instant
+from couponry.errors import FieldProblem
+
+MAX_CODES_PER_CALL = 1000
+_ADD_KEYS = frozenset({"codes", "max_uses"})
+
+
+@dataclass(frozen=True)
+class NewCodes:
+    codes: tuple[str, ...]  # as given
+    max_uses: int | None  # None: unlimited
+
+
+@dataclass(frozen=True)
+class CampaignCode:
+    seq: int
+    coupon_id: str
+    code: str
+    max_uses: int | None
+    times_used: int
+    is_active: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def parse_new_codes(doc: Any) -> NewCodes:
+    """`{"codes": [...], "max_uses": 1}`: 1 to 1,000 codes, each as a coupon's `code` (SPEC
+    3.1), none twice (ignoring case); `max_uses` 1 or more, null for unlimited, default 1.
+    InvalidInput / UnknownField name every problem; a repeated code is named at each place."""
+    problems = Problems()
+    if not isinstance(doc, Mapping):
+        problems.add("body", "must be a JSON object")
+        problems.raise_if_any()
+        raise AssertionError  # unreachable
+    for key in doc:
+        if key not in _ADD_KEYS:
+            problems.add_unknown(str(key))
+    raw = doc.get("codes")
+    codes: list[str] = []
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CODES_PER_CALL:
+        problems.add(
+            "codes", f"must be an array of 1 to {MAX_CODES_PER_CALL} codes", missing=raw is None
+        )
+    else:
+        first_at: dict[str, int] = {}
+        for index, value in enumerate(raw):
+            code = check_code(value, f"codes[{index}]", problems)
+            if code is None:
+                continue
+            key = normalise_code(code)
+            if key in first_at:
+                problems.add(
+                    f"codes[{index}]", f"repeats codes[{first_at[key]}] ({code!r}, ignoring case)"
+                )
+                continue
+            first_at[key] = index
+            codes.append(code)
+    max_uses: int | None = 1
+    if "max_uses" in doc:
+        given = doc["max_uses"]
+        max_uses = None if given is None else check_int(given, "max_uses", problems)
+    problems.raise_if_any()
+    return NewCodes(tuple(codes), max_uses)
+
+
+def taken_codes_refusal(taken: list[str]) -> list[FieldProblem]:
+    return [FieldProblem("codes", f"{code!r} is already a code of this tenant") for code in taken]
+
+
+def code_view(code: CampaignCode) -> dict[str, Any]:
+    return {
+        "code": code.code,
+        "max_uses": code.max_uses,
+        "times_used": code.times_used,
+        "is_active": code.is_active,
+        "created_at": format_instant(code.created_at),
+        "last_used_at": format_instant(code.last_used_at),
+    }
+
+
+__all__ = [
+    "MAX_CODES_PER_CALL",
+    "CampaignCode",
+    "NewCodes",
+    "code_view",
+    "parse_new_codes",
+    "taken_codes_refusal",
+]

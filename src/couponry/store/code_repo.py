@@ -1,0 +1,122 @@
+"""A coupon's campaign codes: rows of `coupon_codes` that are not its own code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from couponry.domain.codes import CampaignCode
+from couponry.domain.coupons import normalise_code
+from couponry.store.tables import coupon_codes
+
+_CODE_COLUMNS = (
+    coupon_codes.c.seq,
+    coupon_codes.c.coupon_id,
+    coupon_codes.c.code,
+    coupon_codes.c.max_uses,
+    coupon_codes.c.times_used,
+    coupon_codes.c.is_active,
+    coupon_codes.c.created_at,
+    coupon_codes.c.last_used_at,
+)
+
+
+class CodesTaken(Exception):
+    """Some of the codes are the tenant's already (as given, in the order given)."""
+
+    def __init__(self, codes: list[str]) -> None:
+        super().__init__(", ".join(codes))
+        self.codes = codes
+
+
+def _campaign_code(row: Any) -> CampaignCode:
+    return CampaignCode(
+        seq=row.seq,
+        coupon_id=row.coupon_id,
+        code=row.code,
+        max_uses=row.max_uses,
+        times_used=row.times_used,
+        is_active=bool(row.is_active),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class CodeRepository:
+    def __init__(self, conn: Connection, tenant_id: str) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+
+    def taken(self, codes: Iterable[str]) -> list[str]:
+        """Which of these codes (as given) the tenant has already, a coupon's or a campaign's."""
+        given = {normalise_code(code): code for code in codes}
+        if not given:
+            return []
+        query = select(coupon_codes.c.code_normalized).where(
+            coupon_codes.c.tenant_id == self.tenant_id,
+            coupon_codes.c.code_normalized.in_(list(given)),
+        )
+        found = {row.code_normalized for row in self.conn.execute(query)}
+        return [code for key, code in given.items() if key in found]
+
+    def add(self, coupon_id: str, codes: list[str], *, max_uses: int | None, now: datetime) -> int:
+        """All of them or none: CodesTaken names those the tenant has already, whether they
+        were found first or a concurrent request took one meanwhile (the unique index)."""
+        taken = self.taken(codes)
+        if taken:
+            raise CodesTaken(taken)
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "coupon_id": coupon_id,
+                "code": code,
+                "code_normalized": normalise_code(code),
+                "own": False,
+                "max_uses": max_uses,
+                "times_used": 0,
+                "is_active": True,
+                "created_at": now,
+            }
+            for code in codes
+        ]
+        try:
+            with self.conn.begin_nested():  # a savepoint: the unit of work survives a refusal
+                self.conn.execute(insert(coupon_codes), rows)
+        except IntegrityError as exc:
+            # Another request took one meanwhile: say which, as the check above would have.
+            raise CodesTaken(self.taken(codes) or codes) from exc
+        return len(rows)
+
+    def page(
+        self, coupon_id: str, *, after_seq: int, limit: int, used: bool | None
+    ) -> list[CampaignCode]:
+        """The coupon's campaign codes in the order they were made, after `after_seq`."""
+        query = select(*_CODE_COLUMNS).where(
+            self._campaign(coupon_id), coupon_codes.c.seq > after_seq
+        )
+        if used is True:
+            query = query.where(coupon_codes.c.times_used > 0)
+        elif used is False:
+            query = query.where(coupon_codes.c.times_used == 0)
+        query = query.order_by(coupon_codes.c.seq).limit(limit)
+        return [_campaign_code(row) for row in self.conn.execute(query)]
+
+    def deactivate(self, coupon_id: str, code: str) -> CampaignCode | None:
+        """The code can no longer be redeemed; it stays taken. None if it is not theirs."""
+        where = and_(
+            self._campaign(coupon_id), coupon_codes.c.code_normalized == normalise_code(code)
+        )
+        self.conn.execute(update(coupon_codes).where(where).values(is_active=False))
+        row = self.conn.execute(select(*_CODE_COLUMNS).where(where)).first()
+        return None if row is None else _campaign_code(row)
+
+    def _campaign(self, coupon_id: str) -> Any:
+        return and_(
+            coupon_codes.c.tenant_id == self.tenant_id,
+            coupon_codes.c.coupon_id == coupon_id,
+            coupon_codes.c.own.is_(False),
+        )
