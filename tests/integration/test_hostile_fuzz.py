@@ -139,6 +139,7 @@ BODY_ENDPOINTS: dict[str, tuple[str, dict[str, Any]]] = {
     "redeem": ("POST /redemptions/{t}", {"code": "FUZZ-1", "user_id": "u", "lines": [cart_line()]}),
     "redeem line": ("POST /redemptions/{t}", cart_line()),
     "rollback": ("POST /redemptions/{t}/{redemption}/rollback", {"reason": "fuzz"}),
+    "add codes": ("POST /coupons/{t}/{coupon}/codes", {"codes": ["FUZZ-CODE-1"], "max_uses": 1}),
     "create group": ("POST /groups/{t}", {"name": "G", "code": "g"}),
     "put group": ("PUT /groups/{t}/{group}", {"name": "G"}),
     "put member": ("PUT /groups/{t}/{group}/members/u1", {"status": "active"}),
@@ -175,6 +176,7 @@ PAGING = ["limit", "exclusiveStartKey"]
 QUERY_BASES = {
     "/coupons/{t}": [*PAGING, "fields", "code", "is_active"],
     "/coupons/{t}/{coupon}": ["fields", "consistentRead"],
+    "/coupons/{t}/{coupon}/codes": [*PAGING, "used"],
     "/redemptions/{t}": [*PAGING, "coupon_id", "user_id", "status"],
     "/redemptions/{t}/{redemption}": ["fields"],
     "/groups/{t}": [*PAGING, "parent_id"],
