@@ -19,13 +19,14 @@ from couponry.config import Settings
 from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
+from couponry.web.background import JobRunner
 from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
 from couponry.web.guard import RequestGuard
 from couponry.web.hot import HotRoutes
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
-from couponry.web.rest import codes, coupons, groups, redemptions
+from couponry.web.rest import codes, coupons, groups, jobs, redemptions
 from couponry.web.rest.schemas import REQUEST_MODELS, PatchOperation
 
 DESCRIPTION = """A multi-tenant coupon service. Authenticate with `Authorization: <key>` (or
@@ -48,9 +49,13 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
         on_lost=database.forget_connections,
     )
 
+    runner = JobRunner(database)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner.start()
         yield
+        await runner.stop()
         await adb.close()
         if db is None:
             database.dispose()
@@ -73,6 +78,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(redemptions.coupon_router)  # /coupons/{t}/validate before /{id}
     app.include_router(coupons.router)
     app.include_router(codes.router)
+    app.include_router(jobs.router)
     app.include_router(redemptions.router)
     app.include_router(groups.router)
     app.include_router(edubrite.router)
@@ -130,6 +136,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         *REQUEST_MODELS,
         *redemptions.DOC_MODELS,
         *codes.DOC_MODELS,
+        *jobs.DOC_MODELS,
         PatchOperation,
     ]
     for model in models:

@@ -133,6 +133,17 @@ class InvalidStartKey(BadRequest):
     code = "invalid_exclusive_start_key"
 
 
+class CodeSpaceTooSmallError(InvalidInput):
+    code = "code_space_too_small"
+
+    def __init__(self, count: int, space: int) -> None:
+        message = (
+            f"count {count} is more than a quarter of the {space} codes the pattern can make; "
+            "lengthen the pattern or widen the charset"
+        )
+        super().__init__(message, [FieldProblem("count", message)])
+
+
 class UnknownField(InvalidInput):
     code = "unknown_field"
 
@@ -180,6 +191,11 @@ class MemberNotFound(NotFound):
 class CodeNotFound(NotFound):
     code = "code_not_found"
     default_message = "This coupon has no such code."
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    default_message = "No such job."
 
 
 class TenantNotFound(NotFound):

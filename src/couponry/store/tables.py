@@ -186,6 +186,31 @@ coupon_codes = Table(
     Index("ix_coupon_codes_coupon_seq", "coupon_id", "seq"),
 )
 
+# Background work (ARCHITECTURE "Background work"): a job is taken by one server process at a
+# time under a lease that each batch renews; a process that dies loses its lease and another
+# takes the job up where the last committed batch left it.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(19), nullable=False, unique=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("coupon_id", String(19), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("error", Text, nullable=True),  # JSON
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_jobs_tenant_seq", "tenant_id", "seq"),
+    Index("ix_jobs_status_seq", "status", "seq"),
+)
+
 # EduBrite sessions: only hashes of the two cookie values are kept.
 sessions = Table(
     "sessions",

@@ -1,0 +1,165 @@
+"""Jobs and their leases; and the batch insert of generated codes, whose rows count a job's
+progress in the same transaction (a resumed job neither loses nor repeats a batch)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from couponry.domain.coupons import normalise_code
+from couponry.domain.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from couponry.store.tables import coupon_codes, jobs
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        seq=row.seq,
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=row.kind,
+        coupon_id=row.coupon_id,
+        status=row.status,
+        total=row.total,
+        done=row.done,
+        params=json.loads(row.params),
+        error=None if row.error is None else json.loads(row.error),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _waiting(now: datetime) -> Any:
+    """Queued, or running under a lease that ran out (its process died)."""
+    return or_(jobs.c.status == QUEUED, and_(jobs.c.status == RUNNING, jobs.c.lease_until < now))
+
+
+class JobRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def create(self, job: Job) -> None:
+        self.conn.execute(
+            insert(jobs),
+            {
+                "id": job.id,
+                "tenant_id": job.tenant_id,
+                "kind": job.kind,
+                "coupon_id": job.coupon_id,
+                "status": job.status,
+                "total": job.total,
+                "done": job.done,
+                "params": json.dumps(job.params),
+                "created_at": job.created_at,
+            },
+        )
+
+    def get(self, tenant_id: str, job_id: str) -> Job | None:
+        query = select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.id == job_id)
+        row = self.conn.execute(query).first()
+        return None if row is None else _job(row)
+
+    def page(self, tenant_id: str, *, before_seq: int | None, limit: int) -> list[Job]:
+        """Newest first."""
+        query = select(jobs).where(jobs.c.tenant_id == tenant_id)
+        if before_seq is not None:
+            query = query.where(jobs.c.seq < before_seq)
+        query = query.order_by(jobs.c.seq.desc()).limit(limit)
+        return [_job(row) for row in self.conn.execute(query)]
+
+    def any_waiting(self, *, now: datetime) -> bool:
+        query = select(jobs.c.seq).where(_waiting(now)).limit(1)
+        return self.conn.execute(query).first() is not None
+
+    def requeue(self, job: Job, *, owner: str) -> None:
+        """Give a job back before its lease runs out (this process is stopping)."""
+        self.conn.execute(
+            update(jobs)
+            .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner)
+            .values(status=QUEUED, lease_owner=None, lease_until=None)
+        )
+
+    def take(self, *, owner: str, now: datetime, lease: timedelta) -> Job | None:
+        """The oldest job waiting, or running under a lease that ran out (its process died),
+        leased to `owner`. Inside the caller's write transaction: on PostgreSQL the row is
+        skipped by other takers while locked; SQLite's write transaction is serial."""
+        query = select(jobs).where(_waiting(now)).order_by(jobs.c.seq).limit(1)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        self.conn.execute(
+            update(jobs)
+            .where(jobs.c.seq == row.seq)
+            .values(
+                status=RUNNING,
+                lease_owner=owner,
+                lease_until=now + lease,
+                started_at=row.started_at or now,
+            )
+        )
+        return _job(row)
+
+    def progress(
+        self, job: Job, *, owner: str, added: int, now: datetime, lease: timedelta
+    ) -> int | None:
+        """Count `added` to the job and renew its lease, if `owner` still holds it; the job's
+        `done` after, or None when the lease was lost (the caller rolls its batch back)."""
+        statement = (
+            update(jobs)
+            .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+            .values(done=jobs.c.done + added, lease_until=now + lease)
+            .returning(jobs.c.done)
+        )
+        row = self.conn.execute(statement).first()
+        return None if row is None else int(row.done)
+
+    def finish(self, job: Job, *, owner: str, now: datetime, error: Any = None) -> None:
+        self.conn.execute(
+            update(jobs)
+            .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner)
+            .values(
+                status=FAILED if error is not None else SUCCEEDED,
+                error=None if error is None else json.dumps(error),
+                finished_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+    def add_codes(
+        self,
+        tenant_id: str,
+        coupon_id: str,
+        codes: list[str],
+        *,
+        max_uses: int | None,
+        now: datetime,
+    ) -> int:
+        """Insert the codes the tenant does not have yet; how many went in."""
+        rows = {
+            normalise_code(code): {
+                "tenant_id": tenant_id,
+                "coupon_id": coupon_id,
+                "code": code,
+                "code_normalized": normalise_code(code),
+                "own": False,
+                "max_uses": max_uses,
+                "times_used": 0,
+                "is_active": True,
+                "created_at": now,
+            }
+            for code in codes
+        }
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(coupon_codes)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "code_normalized"])
+            .returning(coupon_codes.c.seq)
+        )
+        return len(self.conn.execute(statement, list(rows.values())).all())

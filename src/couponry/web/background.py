@@ -1,0 +1,58 @@
+"""The job runner each server process runs beside its requests (ARCHITECTURE "Background
+work"): it looks for a job about once a second and runs one at a time in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import threading
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from couponry.services import jobs as job_svc
+from couponry.store.db import Database
+
+log = logging.getLogger("couponry.jobs")
+POLL_SECONDS = 1.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRunner:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # Who holds a lease: this process, recognisable in the table.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._stop = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Between two batches the running job is given back for another process to take."""
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = await run_in_threadpool(
+                    job_svc.run_next,
+                    self.db,
+                    owner=self.owner,
+                    clock=_now,
+                    stopping=self._stop.is_set,
+                )
+            except Exception as exc:  # the database away, say: try again later
+                log.warning("job runner: %s", type(exc).__name__)
+                job = None
+            if job is None:
+                await asyncio.sleep(POLL_SECONDS)
