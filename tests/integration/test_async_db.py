@@ -130,6 +130,7 @@ def test_a_lost_connection_frees_its_place(database_url: str, backend: str) -> N
         pool.release(held)  # closed: dropped, and the waiter opens its own
         fresh = await asyncio.wait_for(waiter, 5)
         assert fresh is not held and await fresh.fetchval("SELECT 1") == 1
+        assert pool._open == 1  # the place passed on, not counted twice
         pool.release(fresh)
         await pool.close()
 
@@ -245,3 +246,89 @@ def test_the_async_database_reads_what_its_writer_wrote(tmp_path: Path) -> None:
         return row
 
     assert asyncio.run(scenario())["n"] == 42
+
+
+def test_places_of_dropped_connections_are_counted_once(database_url: str, backend: str) -> None:
+    """Connections dropped while others wait (cancelled statements, an outage) hand their
+    place on; a pool that counted them twice would end with no connection and every request
+    waiting for one forever."""
+    if backend != "postgres":
+        pytest.skip("the asyncpg pool")
+
+    async def scenario() -> None:
+        pool, opened = _connections(database_url, 2)
+        for _ in range(5):
+            held = [await pool.acquire(), await pool.acquire()]
+            waiters = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+            await asyncio.sleep(0.01)
+            for conn in held:
+                pool.release(conn, interrupted=True)  # dropped: each waiter opens its own
+            for conn in await asyncio.gather(*waiters):
+                pool.release(conn)
+            assert pool._open == 2
+        for conn in opened:
+            conn.terminate()  # every connection lost at once (PostgreSQL restarted)
+        async with pool.lend() as conn:  # still served: lost idle ones are replaced
+            assert await asyncio.wait_for(conn.fetchval("SELECT 1"), 5) == 1
+        assert pool._open == 1
+        await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_connection_is_an_outage_not_a_fault(database_url: str, backend: str) -> None:
+    """PostgreSQL ends the server side of the async database's connections: the next read
+    fails as unavailable (503 for the caller), or succeeds on a fresh connection."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's connections")
+    from couponry.store.db import is_unavailable
+
+    adb = AsyncDatabase(database_url, pool_size=2)
+    one = Query("SELECT 1 AS one")
+
+    async def scenario() -> list[str]:
+        # Only this pool's own connection goes (others in the database serve other tests).
+        pid = (await adb.fetchrow(Query("SELECT pg_backend_pid() AS pid"), {}))["pid"]
+        killer = await asyncpg.connect(_dsn(database_url))
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        await killer.close()
+        await asyncio.sleep(0.1)
+        seen: list[str] = []
+        for _ in range(4):
+            try:
+                seen.append(str((await adb.fetchrow(one, {}))["one"]))
+            except Exception as exc:
+                assert is_unavailable(exc), repr(exc)
+                seen.append("unavailable")
+        await adb.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[-1] == "1" and set(seen) <= {"1", "unavailable"}
+
+
+def test_a_writer_cancelled_while_waiting_for_its_turn_gives_it_back(tmp_path: Path) -> None:
+    path = _writer_db(tmp_path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds SQLite's write lock
+    writer = SqliteWriter(path, 5000)
+
+    async def scenario() -> None:
+        async def write() -> None:
+            async with writer.transaction() as tx:
+                await tx.execute(INSERT, {"n": 1})
+
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(0.2)
+        waiting.cancel()  # cancelled while BEGIN IMMEDIATE waits in its thread
+        asyncio.get_running_loop().call_later(0.3, holder.execute, "ROLLBACK")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with writer.transaction() as tx:  # the turn it took meanwhile was given back
+            await tx.execute(INSERT, {"n": 2})
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    writer.close()
+    holder.close()
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT n FROM t")] == [2]

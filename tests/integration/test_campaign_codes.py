@@ -173,3 +173,53 @@ def test_racing_lists_with_a_code_in_common_add_one_list(api: Api, tenant: Tenan
     assert all(len(named) == 1 and "'RACE-SHARED'" in named[0] for named in refusals)
     listed = _listed(api, path, limit="1000")
     assert len(listed) == 51 and sum(c["code"] == "RACE-SHARED" for c in listed) == 1
+
+
+def test_codes_added_while_the_coupon_is_deleted_are_not_left_behind(
+    api: Api, tenant: TenantKeys, db: Any
+) -> None:
+    """A delete holds the coupon while it frees its codes; codes added at that moment wait for
+    it, then find no coupon (404) instead of staying taken by a coupon that is gone."""
+    from datetime import UTC, datetime
+
+    from couponry.errors import CouponNotFound
+    from couponry.services.codes import add_codes
+    from couponry.store.coupon_repo import CouponRepository
+
+    coupon = _coupon(api, tenant)
+    outcome: list[str] = []
+    started = threading.Event()
+
+    def add() -> None:
+        started.set()
+        try:
+            add_codes(
+                db,
+                tenant_id=tenant.tenant_id,
+                coupon_id=coupon["id"],
+                doc={"codes": ["LATE-1", "LATE-2"]},
+                now=datetime.now(UTC),
+            )
+            outcome.append("added")
+        except CouponNotFound:
+            outcome.append("coupon_not_found")
+
+    adding = threading.Thread(target=add)
+    if db.sqlite:  # SQLite's writers are serial: the add simply comes after the delete
+        with db.transaction() as conn:
+            repo = CouponRepository(conn, tenant.tenant_id)
+            assert repo.get(coupon["id"], for_update=True) is not None
+            assert repo.soft_delete(coupon["id"], by="t", now=datetime.now(UTC))
+        adding.start()
+    else:
+        with db.transaction() as conn:
+            repo = CouponRepository(conn, tenant.tenant_id)
+            assert repo.get(coupon["id"], for_update=True) is not None
+            adding.start()
+            started.wait(5)
+            threading.Event().wait(0.3)  # the add reaches the coupon and waits for this
+            assert repo.soft_delete(coupon["id"], by="t", now=datetime.now(UTC))
+    adding.join(30)
+    assert outcome == ["coupon_not_found"]
+    again = _coupon(api, tenant, "AFTER-1")
+    assert api.post(_codes_path(tenant, again), json={"codes": ["LATE-1"]}).status_code == 201

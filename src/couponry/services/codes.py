@@ -21,7 +21,8 @@ def add_codes(db: Database, *, tenant_id: str, coupon_id: str, doc: Any, now: da
     """Add 1 to 1,000 campaign codes to a live coupon, all or none; how many were added."""
     new = parse_new_codes(doc)
     with db.transaction() as conn:
-        if CouponRepository(conn, tenant_id).get(coupon_id) is None:
+        # Kept from a delete until this commits: a delete cannot miss codes added meanwhile.
+        if CouponRepository(conn, tenant_id).get(coupon_id, kept=True) is None:
             raise CouponNotFound()
         try:
             return CodeRepository(conn, tenant_id).add(
@@ -49,7 +50,7 @@ def list_codes(
 
 def deactivate_code(db: Database, *, tenant_id: str, coupon_id: str, code: str) -> CampaignCode:
     with db.transaction() as conn:
-        if CouponRepository(conn, tenant_id).get(coupon_id) is None:
+        if CouponRepository(conn, tenant_id).get(coupon_id, kept=True) is None:
             raise CouponNotFound()
         found = (
             CodeRepository(conn, tenant_id).deactivate(coupon_id, code)

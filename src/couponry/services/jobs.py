@@ -131,7 +131,8 @@ def _generate(
         try:
             with db.transaction() as conn:
                 repo = JobRepository(conn)
-                if CouponRepository(conn, job.tenant_id).get(job.coupon_id) is None:
+                coupons = CouponRepository(conn, job.tenant_id)
+                if coupons.get(job.coupon_id, kept=True) is None:  # not deleted meanwhile
                     error = {"reason": "the coupon was deleted"}
                     repo.finish(job, owner=owner, now=clock(), error=error)
                     return

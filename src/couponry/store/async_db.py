@@ -114,7 +114,9 @@ class Connections:
                 raise
             if lent is not None:
                 return lent
-        self._open += 1
+            # Handed the place of a connection that was dropped: `_open` counts it already.
+        else:
+            self._open += 1
         try:
             conn: asyncpg.Connection = await self._connect()
         except BaseException:
@@ -148,6 +150,7 @@ class Connections:
             yield conn
         except BaseException as exc:
             self.release(conn, interrupted=_interrupted(exc))
+            _raise_if_lost(exc, conn)
             raise
         self.release(conn)
 
@@ -174,7 +177,7 @@ def sqlite_params(params: Mapping[str, Any]) -> dict[str, Any]:
 def _stored_instant(value: datetime) -> str:
     if value.tzinfo is not None:  # naive ones are UTC already
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 class SqliteTransaction:
@@ -221,6 +224,7 @@ class SqliteWriter:
         self._busy_timeout_ms = busy_timeout_ms
         self._lock_file = None if path in ("", ":memory:") else f"{path}-writer.lock"
         self._threads = threading.Lock()
+        self._holding = False  # the turn is taken and a transaction begun
         self._fd: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
@@ -247,14 +251,25 @@ class SqliteWriter:
         except BaseException:
             self._unlock()
             raise
+        self._holding = True
 
     def _end(self, commit: bool) -> None:
+        conn = self._connection()
         try:
-            self._connection().execute("COMMIT" if commit else "ROLLBACK")
+            if commit:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # the connection is shared: leave none open
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
         finally:
             self._unlock()
 
     def _unlock(self) -> None:
+        self._holding = False
         try:
             if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -265,7 +280,14 @@ class SqliteWriter:
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         turn = self._turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         async with turn:
-            await _to_the_end(self._begin)
+            try:
+                await _to_the_end(self._begin)
+            except asyncio.CancelledError:
+                # Cancelled while the turn was being taken: it was taken all the same (the
+                # thread ran on), unless taking it failed; either way, give it back.
+                if self._holding:
+                    await _to_the_end(self._end, False)
+                raise
             try:
                 yield SqliteTransaction(self._connection())
             except BaseException:
@@ -283,15 +305,21 @@ class SqliteWriter:
 
 
 async def _to_the_end(fn: Callable[..., None], *args: Any) -> None:
-    """Run `fn` in a worker thread and wait for it even if this task is cancelled meanwhile:
-    a lock taken or a transaction begun in that thread must not be left behind."""
+    """Run `fn` in a worker thread and wait for it to finish even through cancellations (a lock
+    taken or a transaction begun in that thread must not be left behind), then re-raise the
+    cancellation; or `fn`'s own failure."""
     done = asyncio.ensure_future(run_in_threadpool(fn, *args))
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        with suppress(Exception):
-            await done
-        raise
+    cancelled = False
+    while not done.done():
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break
+    if cancelled:
+        raise asyncio.CancelledError
+    done.result()
 
 
 def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -305,6 +333,16 @@ def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _raise_if_lost(error: BaseException, conn: asyncpg.Connection) -> None:
+    """A failure after which the connection is closed is a lost connection, whatever asyncpg
+    called it (after PostgreSQL dropped an idle connection it may say "another operation is
+    in progress"): the caller answers 503, as for any outage."""
+    if isinstance(error, LOST_CONNECTION):
+        raise error
+    if isinstance(error, Exception) and conn.is_closed():
+        raise ConnectionResetError("the database connection was lost") from error
 
 
 def _interrupted(error: BaseException) -> bool:
@@ -410,8 +448,11 @@ class AsyncDatabase:
             row = await conn.fetchrow(query.postgres, *query.positional(params))
         except BaseException as exc:
             pool.release(conn, interrupted=_interrupted(exc))
-            if isinstance(exc, LOST_CONNECTION):
+            try:
+                _raise_if_lost(exc, conn)
+            except LOST_CONNECTION:
                 self._lost()
+                raise
             raise
         pool.release(conn)
         return row

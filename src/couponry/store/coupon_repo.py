@@ -101,7 +101,7 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
 
 
 def own_code_problems(conn: Connection, tenant_id: str | None) -> list[str]:
-    """Live coupons whose own code is not in `coupon_codes` as theirs, and own rows of no live
+    """Live coupons whose own code is not in `coupon_codes` as theirs, and codes of no live
     coupon (`couponry check`)."""
     c, k = coupons, coupon_codes
     joined = and_(k.c.coupon_id == c.c.id, k.c.own.is_(True))
@@ -111,9 +111,9 @@ def own_code_problems(conn: Connection, tenant_id: str | None) -> list[str]:
         .where(c.c.deleted_at.is_(None), or_(k.c.seq.is_(None), k.c.code != c.c.code))
     )
     orphans = (
-        select(k.c.coupon_id, k.c.code)
+        select(k.c.coupon_id, k.c.code, k.c.own)
         .select_from(k.outerjoin(c, and_(c.c.id == k.c.coupon_id, c.c.deleted_at.is_(None))))
-        .where(k.c.own.is_(True), c.c.id.is_(None))
+        .where(c.c.id.is_(None))
     )
     if tenant_id is not None:
         missing = missing.where(c.c.tenant_id == tenant_id)
@@ -123,7 +123,8 @@ def own_code_problems(conn: Connection, tenant_id: str | None) -> list[str]:
         for row in conn.execute(missing)
     ]
     problems += [
-        f"code {row.code!r}: held as the own code of {row.coupon_id}, which is not a live coupon"
+        f"code {row.code!r}: held as {'the own' if row.own else 'a campaign'} code of "
+        f"{row.coupon_id}, which is not a live coupon"
         for row in conn.execute(orphans)
     ]
     return problems
@@ -147,6 +148,7 @@ def _units(amount: Decimal | None) -> int | None:
 _LIVE = and_(coupons.c.tenant_id == bindparam("tenant_id"), coupons.c.deleted_at.is_(None))
 _GET = select(*COLUMNS).where(_LIVE, coupons.c.id == bindparam("coupon_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_GET_KEPT = _GET.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
 _GET_BY_CODE = select(*COLUMNS).where(_LIVE, coupons.c.code_normalized == bindparam("code"))
 
 
@@ -172,10 +174,12 @@ class CouponRepository:
     def _live(self) -> Any:
         return and_(coupons.c.tenant_id == self.tenant_id, coupons.c.deleted_at.is_(None))
 
-    def get(self, coupon_id: str, *, for_update: bool = False) -> Coupon | None:
+    def get(self, coupon_id: str, *, for_update: bool = False, kept: bool = False) -> Coupon | None:
+        """`for_update` locks the row against every change; `kept` only against a delete (and
+        changes of its key), so redemptions, which update its counters, go on meanwhile."""
         if not looks_like_id(coupon_id):
             return None
-        query = _GET_FOR_UPDATE if for_update else _GET
+        query = _GET_FOR_UPDATE if for_update else _GET_KEPT if kept else _GET
         row = self.conn.execute(
             query, {"tenant_id": self.tenant_id, "coupon_id": coupon_id}
         ).first()

@@ -47,6 +47,9 @@ LOST_CONNECTION = (
 _ASYNC_UNAVAILABLE = (
     *LOST_CONNECTION,
     asyncpg.exceptions.InsufficientResourcesError,
+    # Two transactions waited for each other and PostgreSQL rolled one back: nothing of it
+    # was kept, so a retry is safe (psycopg's own reaches us as an OperationalError).
+    asyncpg.exceptions.DeadlockDetectedError,
     sqlite3.OperationalError,
 )
 
