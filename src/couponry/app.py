@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -49,7 +50,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
         on_lost=database.forget_connections,
     )
 
-    runner = JobRunner(database)
+    runner = JobRunner(database, lease=timedelta(seconds=settings.job_lease_seconds))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

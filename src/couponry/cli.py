@@ -25,9 +25,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="couponry: a 
 tenant_app = typer.Typer(no_args_is_help=True, help="Create and list tenants.")
 key_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+codes_app = typer.Typer(no_args_is_help=True, help="A coupon's campaign codes.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
+app.add_typer(codes_app, name="codes")
 
 T = TypeVar("T")
 
@@ -129,6 +131,69 @@ def db_upgrade() -> None:
     """Apply pending migrations."""
     _run(lambda db: None)
     typer.echo("database is up to date", err=True)
+
+
+@codes_app.command("generate")
+def codes_generate(
+    tenant_id: Annotated[str, typer.Argument(metavar="TENANT")],
+    coupon_id: Annotated[str, typer.Argument(metavar="COUPON_ID")],
+    count: Annotated[int, typer.Option("--count", help="how many codes, 1-1,000,000")],
+    pattern: Annotated[str | None, typer.Option(help="'#' for a random character")] = None,
+    length: Annotated[int | None, typer.Option(help="random characters, 4-32")] = None,
+    charset: Annotated[str | None, typer.Option(help="alphanumeric, numeric, alphabetic")] = None,
+    prefix: Annotated[str | None, typer.Option()] = None,
+    suffix: Annotated[str | None, typer.Option()] = None,
+    max_uses: Annotated[int | None, typer.Option("--max-uses", help="default 1")] = None,
+    unlimited: Annotated[bool, typer.Option("--unlimited", help="no max_uses")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Generate unique codes for a coupon as a job, here, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from couponry.domain.jobs import FAILED, Job
+    from couponry.services import jobs as job_svc
+
+    doc: dict[str, object] = {"count": count}
+    for name, value in (
+        ("pattern", pattern),
+        ("length", length),
+        ("charset", charset),
+        ("prefix", prefix),
+        ("suffix", suffix),
+        ("max_uses", max_uses),
+    ):
+        if value is not None:
+            doc[name] = value
+    if unlimited:
+        doc["max_uses"] = None
+
+    def work(db: Database) -> Job:
+        job = job_svc.start_generation(
+            db, tenant_id=tenant_id, coupon_id=coupon_id, doc=doc, now=_now()
+        )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=quiet,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"job {job.id}", total=job.total)
+            return job_svc.run_job(
+                db,
+                tenant_id=tenant_id,
+                job_id=job.id,
+                owner=f"cli:{os.getpid()}",
+                clock=_now,
+                on_progress=lambda j: bar.update(task, completed=j.done),
+            )
+
+    finished = _run(work)
+    if finished.status == FAILED:
+        typer.echo(f"error: the job failed: {finished.error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{finished.done} codes generated (job {finished.id})")
 
 
 @app.command()

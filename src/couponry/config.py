@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=8, ge=1, le=100)
     # SQLite waits this long for the write lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+    # A job's lease: how long a job whose process died waits before another process takes it
+    # up. Each batch renews it, so it must outlast one batch (10,000 codes: about a second).
+    job_lease_seconds: int = Field(default=30, ge=2, le=3600)

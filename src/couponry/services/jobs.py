@@ -9,6 +9,7 @@ up by another where its last batch left it, and ends with exactly `total` codes.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from couponry.domain.codegen import (
     generate,
     parse_generation,
 )
-from couponry.domain.jobs import GENERATE_CODES, QUEUED, Job
+from couponry.domain.jobs import FAILED, GENERATE_CODES, QUEUED, SUCCEEDED, Job
 from couponry.domain.paging import Page, new_id
 from couponry.errors import CodeSpaceTooSmallError, CouponNotFound, JobNotFound
 from couponry.store.coupon_repo import CouponRepository
@@ -90,6 +91,7 @@ def run_next(
     clock: Clock,
     random_bytes: RandomBytes = os.urandom,
     stopping: Callable[[], bool] = _never,
+    lease: timedelta = LEASE,
 ) -> Job | None:
     """Take the next job waiting (or abandoned) and run it to its end, or until `stopping`
     says so between batches; None when no job waits."""
@@ -97,17 +99,62 @@ def run_next(
         if not JobRepository(conn).any_waiting(now=clock()):
             return None
     with db.transaction() as conn:
-        job = JobRepository(conn).take(owner=owner, now=clock(), lease=LEASE)
+        job = JobRepository(conn).take(owner=owner, now=clock(), lease=lease)
     if job is None:
         return None
     if job.kind == GENERATE_CODES:
-        _generate(db, job, owner=owner, clock=clock, random_bytes=random_bytes, stopping=stopping)
+        _generate(
+            db,
+            job,
+            owner=owner,
+            clock=clock,
+            random_bytes=random_bytes,
+            stopping=stopping,
+            lease=lease,
+        )
     else:
         with db.transaction() as conn:
             JobRepository(conn).finish(
                 job, owner=owner, now=clock(), error={"reason": f"unknown kind {job.kind!r}"}
             )
     return job
+
+
+def run_job(
+    db: Database,
+    *,
+    tenant_id: str,
+    job_id: str,
+    owner: str,
+    clock: Clock,
+    on_progress: Callable[[Job], None],
+    poll_seconds: float = 0.5,
+) -> Job:
+    """Run this job here if it still waits (the CLI), else follow it while a server process
+    runs it; report its progress as it goes, and return it finished."""
+    with db.transaction() as conn:
+        taken = JobRepository(conn).take_this(job_id, owner=owner, now=clock(), lease=LEASE)
+    if taken is not None and taken.kind == GENERATE_CODES:
+
+        def progress(done: int) -> None:
+            on_progress(get_job(db, tenant_id=tenant_id, job_id=job_id))
+
+        _generate(
+            db,
+            taken,
+            owner=owner,
+            clock=clock,
+            random_bytes=os.urandom,
+            stopping=_never,
+            lease=LEASE,
+            on_progress=progress,
+        )
+    while True:
+        job = get_job(db, tenant_id=tenant_id, job_id=job_id)
+        on_progress(job)
+        if job.status in (SUCCEEDED, FAILED):
+            return job
+        time.sleep(poll_seconds)
 
 
 def _generate(
@@ -118,6 +165,8 @@ def _generate(
     clock: Clock,
     random_bytes: RandomBytes,
     stopping: Callable[[], bool],
+    lease: timedelta,
+    on_progress: Callable[[int], None] | None = None,
 ) -> None:
     plan = Generation(**job.params)
     done = job.done
@@ -139,12 +188,14 @@ def _generate(
                 added = repo.add_codes(
                     job.tenant_id, job.coupon_id, codes, max_uses=plan.max_uses, now=clock()
                 )
-                counted = repo.progress(job, owner=owner, added=added, now=clock(), lease=LEASE)
+                counted = repo.progress(job, owner=owner, added=added, now=clock(), lease=lease)
                 if counted is None:
                     raise _LeaseLost  # another process holds the job: this batch never was
                 done = counted
         except _LeaseLost:
             return
+        if on_progress is not None:
+            on_progress(done)
     with db.transaction() as conn:
         JobRepository(conn).finish(job, owner=owner, now=clock())
 

@@ -83,11 +83,21 @@ class JobRepository:
             .values(status=QUEUED, lease_owner=None, lease_until=None)
         )
 
+    def take_this(self, job_id: str, *, owner: str, now: datetime, lease: timedelta) -> Job | None:
+        """This job, if it waits (see `take`), leased to `owner`; None if another runs it or
+        it has ended."""
+        return self._lease(
+            select(jobs).where(jobs.c.id == job_id, _waiting(now)), owner, now, lease
+        )
+
     def take(self, *, owner: str, now: datetime, lease: timedelta) -> Job | None:
         """The oldest job waiting, or running under a lease that ran out (its process died),
         leased to `owner`. Inside the caller's write transaction: on PostgreSQL the row is
         skipped by other takers while locked; SQLite's write transaction is serial."""
         query = select(jobs).where(_waiting(now)).order_by(jobs.c.seq).limit(1)
+        return self._lease(query, owner, now, lease)
+
+    def _lease(self, query: Any, owner: str, now: datetime, lease: timedelta) -> Job | None:
         if self.conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         row = self.conn.execute(query).first()

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
@@ -25,8 +25,9 @@ def _now() -> datetime:
 
 
 class JobRunner:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, lease: timedelta = job_svc.LEASE) -> None:
         self.db = db
+        self.lease = lease
         # Who holds a lease: this process, recognisable in the table.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
@@ -49,6 +50,7 @@ class JobRunner:
                     self.db,
                     owner=self.owner,
                     clock=_now,
+                    lease=self.lease,
                     stopping=self._stop.is_set,
                 )
             except Exception as exc:  # the database away, say: try again later
