@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 
@@ -194,6 +195,37 @@ def codes_generate(
         typer.echo(f"error: the job failed: {finished.error}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{finished.done} codes generated (job {finished.id})")
+
+
+@codes_app.command("export")
+def codes_export(
+    tenant_id: Annotated[str, typer.Argument(metavar="TENANT")],
+    coupon_id: Annotated[str, typer.Argument(metavar="COUPON_ID")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="a file (default: standard output)")
+    ] = None,
+) -> None:
+    """Every campaign code of a coupon as CSV, a page at a time."""
+    from couponry.services.codes import export_codes
+
+    def work(db: Database) -> int:
+        lines = export_codes(db, tenant_id=tenant_id, coupon_id=coupon_id)
+        written = 0
+        with open(output, "w", newline="", encoding="utf-8") if output else _stdout() as out:
+            for line in lines:
+                out.write(line)
+                written += 1
+        return written - 1
+
+    count = _run(work)
+    if output is not None:
+        typer.echo(f"{count} codes written to {output}", err=True)
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
+    sys.stdout.flush()
 
 
 @app.command()

@@ -4,6 +4,7 @@ talking to the database as the other commands do; a refusal exits non-zero."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -90,3 +91,21 @@ def test_codes_generate_refusals_exit_non_zero(db: Database, database_url: str) 
         check=False,
     )
     assert missing.returncode == 1 and "coupon" in missing.stderr.lower()
+
+
+def test_codes_export_writes_every_code(db: Database, database_url: str, tmp_path: Any) -> None:
+    keys = make_tenant(db, prefix="cli")
+    owner = get_tenant(db, tenant_id=keys.tenant_id)
+    coupon = create_coupon(db, tenant=owner, actor_id="t", doc=percent_coupon(), now=now())
+    env = cli_env(database_url)
+    cli("codes", "generate", keys.tenant_id, coupon.id, "--count", "1200", "--quiet", env=env)
+    target = tmp_path / "codes.csv"
+    written = cli("codes", "export", keys.tenant_id, coupon.id, "-o", str(target), env=env)
+    assert "1200 codes written" in written.stderr
+    lines = target.read_text().splitlines()
+    assert lines[0] == "code,max_uses,times_used,is_active,created_at,last_used_at"
+    assert len(lines) == 1201
+    to_stdout = cli("codes", "export", keys.tenant_id, coupon.id, env=env)
+    assert to_stdout.stdout.splitlines() == lines
+    missing = cli("codes", "export", keys.tenant_id, "0000-0000-0000-0000", env=env, check=False)
+    assert missing.returncode == 1

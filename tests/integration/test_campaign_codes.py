@@ -223,3 +223,35 @@ def test_codes_added_while_the_coupon_is_deleted_are_not_left_behind(
     assert outcome == ["coupon_not_found"]
     again = _coupon(api, tenant, "AFTER-1")
     assert api.post(_codes_path(tenant, again), json={"codes": ["LATE-1"]}).status_code == 201
+
+
+def test_the_codes_export_as_csv_safe_for_a_spreadsheet(api: Api, tenant: TenantKeys) -> None:
+    import csv
+    import io
+
+    coupon = _coupon(api, tenant)
+    path = _codes_path(tenant, coupon)
+    codes = ["-MINUS-1", "PLAIN-1", "_UNDER-1"] + [f"BULK-{n:05d}" for n in range(5200)]
+    for start in range(0, len(codes), 1000):
+        chunk = codes[start : start + 1000]
+        assert api.post(path, json={"codes": chunk, "max_uses": None}).status_code == 201
+    assert api.request("DELETE", f"{path}/PLAIN-1").status_code == 200
+    reply = api.get(f"{path}.csv")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/csv")
+    assert "attachment" in reply.headers["content-disposition"]
+    text = reply.content.decode("utf-8")
+    lines = text.split("\r\n")
+    assert lines[0] == "code,max_uses,times_used,is_active,created_at,last_used_at"
+    # A code a spreadsheet would read as a formula is quoted, after a single quote.
+    assert lines[1].startswith('"\'-MINUS-1",,0,true,')
+    assert lines[2].startswith("PLAIN-1,,0,false,")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1 + len(codes)  # every code, across the export's pages (5,000 each)
+    assert [r[0] for r in rows[1:]] == ["'-MINUS-1", *codes[1:]]
+    for row in rows[1:]:
+        assert not row[0].startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert row[4].endswith("Z") and row[5] == ""
+    assert api.as_key(tenant.checkout).get(f"{path}.csv").status_code == 403
+    missing = api.get(f"/coupons/{tenant.tenant_id}/0000-0000-0000-0000/codes.csv")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "coupon_not_found"

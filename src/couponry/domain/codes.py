@@ -88,11 +88,43 @@ def code_view(code: CampaignCode) -> dict[str, Any]:
     }
 
 
-__all__ = [
-    "MAX_CODES_PER_CALL",
-    "CampaignCode",
-    "NewCodes",
-    "code_view",
-    "parse_new_codes",
-    "taken_codes_refusal",
-]
+CSV_HEADER = ("code", "max_uses", "times_used", "is_active", "created_at", "last_used_at")
+# OWASP's CSV injection advice: a cell a spreadsheet could read as a formula starts with one of
+# these; it is written quoted, after a single quote, so it shows as the text it is.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """One cell: text as is (quoted when it holds a comma, quote or line break), numbers and
+    booleans as JSON writes them, instants as the API shows them, nothing for null."""
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, datetime):
+        text = format_instant(value) or ""
+    else:
+        text = str(value)
+    if text.startswith(_FORMULA_STARTS):
+        text = "'" + text
+        return '"' + text.replace('"', '""') + '"'
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_line(values: tuple[Any, ...]) -> str:
+    return ",".join(csv_cell(v) for v in values) + "\r\n"
+
+
+def code_csv_line(code: CampaignCode) -> str:
+    return csv_line(
+        (
+            code.code,
+            code.max_uses,
+            code.times_used,
+            code.is_active,
+            code.created_at,
+            code.last_used_at,
+        )
+    )

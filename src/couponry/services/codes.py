@@ -6,10 +6,18 @@ steps of issue 10 (docs/campaigns.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from couponry.domain.codes import CampaignCode, parse_new_codes, taken_codes_refusal
+from couponry.domain.codes import (
+    CSV_HEADER,
+    CampaignCode,
+    code_csv_line,
+    csv_line,
+    parse_new_codes,
+    taken_codes_refusal,
+)
 from couponry.domain.paging import Page
 from couponry.errors import CodeNotFound, CodeTaken, CouponNotFound
 from couponry.store.code_repo import CodeRepository, CodesTaken
@@ -60,3 +68,30 @@ def deactivate_code(db: Database, *, tenant_id: str, coupon_id: str, code: str) 
     if found is None:
         raise CodeNotFound()
     return found
+
+
+EXPORT_PAGE = 5_000
+
+
+def export_codes(db: Database, *, tenant_id: str, coupon_id: str) -> Iterator[str]:
+    """The coupon's campaign codes as CSV lines, header first, read a page at a time so memory
+    does not grow with the number of codes. CouponNotFound before the first line."""
+    with db.reader() as conn:
+        if CouponRepository(conn, tenant_id).get(coupon_id) is None:
+            raise CouponNotFound()
+    return _export_lines(db, tenant_id, coupon_id)
+
+
+def _export_lines(db: Database, tenant_id: str, coupon_id: str) -> Iterator[str]:
+    yield csv_line(CSV_HEADER)
+    after = 0
+    while True:
+        with db.reader() as conn:
+            page = CodeRepository(conn, tenant_id).page(
+                coupon_id, after_seq=after, limit=EXPORT_PAGE, used=None
+            )
+        for code in page:
+            yield code_csv_line(code)
+        if len(page) < EXPORT_PAGE:
+            return
+        after = page[-1].seq

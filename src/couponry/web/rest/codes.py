@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from couponry.domain.codes import code_view
 from couponry.services import codes as svc
@@ -96,6 +96,28 @@ async def list_codes(
     )
     body = [code_view(code) for code in page.items]
     return json_response(body, 200, p.next_page_headers(request, page.last_seq))
+
+
+@router.get(
+    "/{tenantId}/{coupon_id}/codes.csv",
+    response_model=None,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "every campaign code, streamed"},
+        **errors_doc(*_AUTH, 404),
+    },
+    summary="Every campaign code of a coupon as CSV, streamed",
+)
+async def export_codes(
+    request: Request, tenant_id: p.TenantId, coupon_id: str, who: AdminKey
+) -> Response:
+    lines = await p.in_thread(
+        lambda: svc.export_codes(_db(request), tenant_id=tenant_id, coupon_id=coupon_id)
+    )
+    return StreamingResponse(
+        (line.encode() for line in lines),  # pages read in a worker thread as they are sent
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="codes-{coupon_id}.csv"'},
+    )
 
 
 @router.delete(
