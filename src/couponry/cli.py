@@ -6,11 +6,13 @@ It calls the same service functions as the HTTP API, with the same configuration
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TextIO, TypeVar
 
@@ -185,8 +187,9 @@ def codes_generate(
                 db,
                 tenant_id=tenant_id,
                 job_id=job.id,
-                owner=f"cli:{os.getpid()}",
+                owner=f"cli:{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}",
                 clock=_now,
+                lease=timedelta(seconds=_settings().job_lease_seconds),
                 on_progress=lambda j: bar.update(task, completed=j.done),
             )
 

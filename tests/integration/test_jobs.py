@@ -197,3 +197,32 @@ def _urandom(n: int) -> bytes:
     import os
 
     return os.urandom(n)
+
+
+def test_a_generation_in_a_full_space_fails_and_lets_the_others_run(
+    api: Api, tenant: TenantKeys
+) -> None:
+    """The tenant's codes already fill the pattern's space: the job stops, failed with the
+    reason, instead of trying forever in front of every later job."""
+    full = _coupon(api, tenant, "FULL-1")
+    every = [f"{n:03d}" for n in range(1000)]
+    added = api.post(f"/coupons/{tenant.tenant_id}/{full['id']}/codes", json={"codes": every})
+    assert added.status_code == 201, added.text
+    path = f"/coupons/{tenant.tenant_id}/{full['id']}/codes/generate"
+    stuck = api.post(path, json={"count": 1, "pattern": "###", "charset": "numeric"})
+    assert stuck.status_code == 202, stuck.text
+    other = _coupon(api, tenant, "OTHER-GEN")
+    later = api.post(f"/coupons/{tenant.tenant_id}/{other['id']}/codes/generate", json={"count": 5})
+    failed = _finished(api, stuck.headers["Location"])
+    assert failed["status"] == "failed" and failed["done"] == 0
+    assert failed["error"]["reason"] == "code_space_exhausted"
+    assert _finished(api, later.headers["Location"])["status"] == "succeeded"
+
+
+def test_a_runner_s_name_fits_its_column_whatever_the_host(monkeypatch: Any, db: Database) -> None:
+    import socket
+
+    from couponry.web.background import JobRunner
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "pod-" + "x" * 59)  # 63, as Kubernetes
+    assert len(JobRunner(db).owner) <= jobs.c.lease_owner.type.length

@@ -30,6 +30,7 @@ from couponry.store.db import Database
 from couponry.store.job_repo import JobRepository
 
 LEASE = timedelta(seconds=30)
+_BARREN_BATCHES = 3
 
 
 def _never() -> bool:
@@ -128,28 +129,35 @@ def run_job(
     owner: str,
     clock: Clock,
     on_progress: Callable[[Job], None],
+    lease: timedelta = LEASE,
     poll_seconds: float = 0.5,
 ) -> Job:
-    """Run this job here if it still waits (the CLI), else follow it while a server process
-    runs it; report its progress as it goes, and return it finished."""
-    with db.transaction() as conn:
-        taken = JobRepository(conn).take_this(job_id, owner=owner, now=clock(), lease=LEASE)
-    if taken is not None and taken.kind == GENERATE_CODES:
+    """Run this job here if it waits (the CLI), else follow it while a server process runs
+    it, and run it here after all if that process dies (its lease runs out); report its
+    progress as it goes, and return it finished."""
 
-        def progress(done: int) -> None:
-            on_progress(get_job(db, tenant_id=tenant_id, job_id=job_id))
+    def progress(done: int) -> None:
+        on_progress(get_job(db, tenant_id=tenant_id, job_id=job_id))
 
-        _generate(
-            db,
-            taken,
-            owner=owner,
-            clock=clock,
-            random_bytes=os.urandom,
-            stopping=_never,
-            lease=LEASE,
-            on_progress=progress,
-        )
     while True:
+        with db.transaction() as conn:
+            taken = JobRepository(conn).take_this(job_id, owner=owner, now=clock(), lease=lease)
+        if taken is not None:
+            if taken.kind == GENERATE_CODES:
+                _generate(
+                    db,
+                    taken,
+                    owner=owner,
+                    clock=clock,
+                    random_bytes=os.urandom,
+                    stopping=_never,
+                    lease=lease,
+                    on_progress=progress,
+                )
+            else:
+                with db.transaction() as conn:
+                    error = {"reason": f"unknown kind {taken.kind!r}"}
+                    JobRepository(conn).finish(taken, owner=owner, now=clock(), error=error)
         job = get_job(db, tenant_id=tenant_id, job_id=job_id)
         on_progress(job)
         if job.status in (SUCCEEDED, FAILED):
@@ -170,6 +178,7 @@ def _generate(
 ) -> None:
     plan = Generation(**job.params)
     done = job.done
+    barren = 0  # batches in a row that added almost nothing
     while done < job.total:
         if stopping():  # the server is stopping: another process takes the job up at once
             with db.transaction() as conn:
@@ -192,6 +201,16 @@ def _generate(
                 if counted is None:
                     raise _LeaseLost  # another process holds the job: this batch never was
                 done = counted
+                # The tenant's codes fill the pattern's space (the quarter rule counts only
+                # this job): nearly every fresh code is taken already. Stop, and say so.
+                barren = barren + 1 if added * 100 < wanted else 0
+                if barren >= _BARREN_BATCHES and done < job.total:
+                    error = {
+                        "reason": "code_space_exhausted",
+                        "message": f"the pattern's codes are nearly all taken; {done} made",
+                    }
+                    repo.finish(job, owner=owner, now=clock(), error=error)
+                    return
         except _LeaseLost:
             return
         if on_progress is not None:

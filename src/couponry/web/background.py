@@ -18,6 +18,7 @@ from couponry.store.db import Database
 
 log = logging.getLogger("couponry.jobs")
 POLL_SECONDS = 1.0
+ERROR_PAUSE_SECONDS = 5.0
 
 
 def _now() -> datetime:
@@ -29,7 +30,8 @@ class JobRunner:
         self.db = db
         self.lease = lease
         # Who holds a lease: this process, recognisable in the table.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # At most 49 characters (the column holds 64): a pod's hostname can be 63.
+        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -53,8 +55,9 @@ class JobRunner:
                     lease=self.lease,
                     stopping=self._stop.is_set,
                 )
-            except Exception as exc:  # the database away, say: try again later
-                log.warning("job runner: %s", type(exc).__name__)
-                job = None
+            except Exception as exc:  # the database away, say: try again, less often
+                log.warning("job runner: %s: %s", type(exc).__name__, str(exc)[:200])
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                continue
             if job is None:
                 await asyncio.sleep(POLL_SECONDS)

@@ -22,8 +22,8 @@ _AUTH = (400, 401, 403)
 class GenerateDoc(BaseModel):
     count: int
     pattern: str | None = None
-    length: int | None = 10
-    charset: str | None = "alphanumeric"
+    length: int = 10
+    charset: str = "alphanumeric"
     prefix: str | None = None
     suffix: str | None = None
     max_uses: int | None = 1
