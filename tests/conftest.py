@@ -82,6 +82,18 @@ def database_url(backend: str, database_urls: dict[str, str]) -> str:
 
 
 @pytest.fixture
+def empty_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of its own with no schema yet (migration tests)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    assert POSTGRES_URL
+    url = _create_pg_database(POSTGRES_URL)
+    yield url
+    _drop_pg_database(POSTGRES_URL, url)
+
+
+@pytest.fixture
 def db(database_url: str) -> Database:
     """A migrated database shared by the whole run (one per backend)."""
     if database_url not in _databases:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select, text
 
 from couponry.services.check import check_invariants
@@ -17,11 +15,8 @@ from couponry.store.db import Database
 from couponry.store.migrate import upgrade
 from couponry.store.tables import coupon_codes
 from tests.conftest import (
-    POSTGRES_URL,
     Api,
     TenantKeys,
-    _create_pg_database,
-    _drop_pg_database,
     percent_coupon,
 )
 
@@ -131,17 +126,6 @@ def test_check_finds_a_coupon_without_its_own_row(
         conn.execute(text("DELETE FROM coupon_codes WHERE coupon_id = :id"), {"id": coupon["id"]})
     report = check_invariants(db, tenant_id=tenant.tenant_id)
     assert [p for p in report.problems if coupon["id"] in p and "LOST-1" in p]
-
-
-@pytest.fixture
-def empty_url(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    assert POSTGRES_URL
-    url = _create_pg_database(POSTGRES_URL)
-    yield url
-    _drop_pg_database(POSTGRES_URL, url)
 
 
 def test_0005_gives_every_live_coupon_its_own_row(empty_url: str) -> None:

@@ -16,6 +16,7 @@ from couponry.domain.codegen import generate, parse_generation
 from couponry.domain.jobs import GENERATE_CODES, RUNNING
 from couponry.domain.paging import new_id
 from couponry.services import jobs as job_svc
+from couponry.store.code_repo import CodeRepository
 from couponry.store.db import Database
 from couponry.store.job_repo import JobRepository
 from couponry.store.tables import coupon_codes, jobs
@@ -128,8 +129,8 @@ def test_a_job_whose_process_died_is_finished_by_another_exactly(
         repo = JobRepository(conn)
         taken = repo.get(tenant.tenant_id, job_id)
         assert taken is not None
-        added = repo.add_codes(
-            tenant.tenant_id, coupon["id"], generate(plan, 500, _urandom), max_uses=1, now=now
+        added = CodeRepository(conn, tenant.tenant_id).add_untaken(
+            coupon["id"], generate(plan, 500, _urandom), max_uses=1, now=now
         )
         assert (
             repo.progress(

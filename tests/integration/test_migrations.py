@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -23,19 +21,7 @@ from couponry.store.migrate import (
 )
 from couponry.store.redemption_repo import RedemptionRepository
 from couponry.store.tables import metadata
-from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database
 from tests.e2e.server import COUPONRY, cli_env
-
-
-@pytest.fixture
-def empty_url(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    assert POSTGRES_URL
-    url = _create_pg_database(POSTGRES_URL)
-    yield url
-    _drop_pg_database(POSTGRES_URL, url)
 
 
 def test_upgrade_from_empty_has_no_drift(empty_url: str) -> None:

@@ -25,6 +25,7 @@ from couponry.domain.codegen import (
 from couponry.domain.jobs import FAILED, GENERATE_CODES, QUEUED, SUCCEEDED, Job
 from couponry.domain.paging import Page, new_id
 from couponry.errors import CodeSpaceTooSmallError, CouponNotFound, JobNotFound
+from couponry.store.code_repo import CodeRepository
 from couponry.store.coupon_repo import CouponRepository
 from couponry.store.db import Database
 from couponry.store.job_repo import JobRepository
@@ -194,8 +195,8 @@ def _generate(
                     error = {"reason": "the coupon was deleted"}
                     repo.finish(job, owner=owner, now=clock(), error=error)
                     return
-                added = repo.add_codes(
-                    job.tenant_id, job.coupon_id, codes, max_uses=plan.max_uses, now=clock()
+                added = CodeRepository(conn, job.tenant_id).add_untaken(
+                    job.coupon_id, codes, max_uses=plan.max_uses, now=clock()
                 )
                 counted = repo.progress(job, owner=owner, added=added, now=clock(), lease=lease)
                 if counted is None:

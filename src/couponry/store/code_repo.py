@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.codes import CampaignCode
@@ -69,20 +70,7 @@ class CodeRepository:
         taken = self.taken(codes)
         if taken:
             raise CodesTaken(taken)
-        rows = [
-            {
-                "tenant_id": self.tenant_id,
-                "coupon_id": coupon_id,
-                "code": code,
-                "code_normalized": normalise_code(code),
-                "own": False,
-                "max_uses": max_uses,
-                "times_used": 0,
-                "is_active": True,
-                "created_at": now,
-            }
-            for code in codes
-        ]
+        rows = [self._row(coupon_id, code, max_uses, now) for code in codes]
         try:
             with self.conn.begin_nested():  # a savepoint: the unit of work survives a refusal
                 self.conn.execute(insert(coupon_codes), rows)
@@ -90,6 +78,35 @@ class CodeRepository:
             # Another request took one meanwhile: say which, as the check above would have.
             raise CodesTaken(self.taken(codes) or codes) from exc
         return len(rows)
+
+    def add_untaken(
+        self, coupon_id: str, codes: list[str], *, max_uses: int | None, now: datetime
+    ) -> int:
+        """Insert those of the codes the tenant does not have yet (a generated batch); how many
+        went in."""
+        rows = {normalise_code(code): self._row(coupon_id, code, max_uses, now) for code in codes}
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(coupon_codes)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "code_normalized"])
+            .returning(coupon_codes.c.seq)
+        )
+        return len(self.conn.execute(statement, list(rows.values())).all())
+
+    def _row(
+        self, coupon_id: str, code: str, max_uses: int | None, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "coupon_id": coupon_id,
+            "code": code,
+            "code_normalized": normalise_code(code),
+            "own": False,
+            "max_uses": max_uses,
+            "times_used": 0,
+            "is_active": True,
+            "created_at": now,
+        }
 
     def page(
         self, coupon_id: str, *, after_seq: int, limit: int, used: bool | None

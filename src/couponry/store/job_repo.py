@@ -1,5 +1,5 @@
-"""Jobs and their leases; and the batch insert of generated codes, whose rows count a job's
-progress in the same transaction (a resumed job neither loses nor repeats a batch)."""
+"""Jobs and their leases. A batch of work counts its progress in the transaction that does
+it (`progress`), so a resumed job neither loses nor repeats a batch."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from couponry.domain.coupons import normalise_code
 from couponry.domain.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
-from couponry.store.tables import coupon_codes, jobs
+from couponry.store.tables import jobs
 
 
 def _job(row: Any) -> Job:
@@ -141,35 +139,3 @@ class JobRepository:
                 lease_until=None,
             )
         )
-
-    def add_codes(
-        self,
-        tenant_id: str,
-        coupon_id: str,
-        codes: list[str],
-        *,
-        max_uses: int | None,
-        now: datetime,
-    ) -> int:
-        """Insert the codes the tenant does not have yet; how many went in."""
-        rows = {
-            normalise_code(code): {
-                "tenant_id": tenant_id,
-                "coupon_id": coupon_id,
-                "code": code,
-                "code_normalized": normalise_code(code),
-                "own": False,
-                "max_uses": max_uses,
-                "times_used": 0,
-                "is_active": True,
-                "created_at": now,
-            }
-            for code in codes
-        }
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(coupon_codes)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "code_normalized"])
-            .returning(coupon_codes.c.seq)
-        )
-        return len(self.conn.execute(statement, list(rows.values())).all())
