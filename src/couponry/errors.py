@@ -328,6 +328,16 @@ class CreditExhausted(Conflict):
     default_message = "This coupon's credit is spent."
 
 
+class CodeUsedUp(Conflict):
+    code = "code_used_up"
+    default_message = "This code has been used as often as it may be."
+
+
+class BudgetExhausted(Conflict):
+    code = "budget_exhausted"
+    default_message = "This coupon's budget is spent."
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used with another request body."
@@ -359,8 +369,10 @@ REFUSALS: dict[str, type[CouponryError]] = {
         MembershipStatusMismatch,
         CouponNotApplicable,
         UsageLimitReached,
+        CodeUsedUp,
         UserLimitReached,
         CreditExhausted,
+        BudgetExhausted,
     )
 }
 

@@ -28,7 +28,7 @@ LIMIT = 10
 BUYERS = 60
 
 
-def naive_claim(self: RedemptionRepository, coupon_id: str, *, want_credit_units: Any) -> Any:
+def naive_claim(self: RedemptionRepository, coupon_id: str, **_: Any) -> Any:
     """The bug: read the count, decide, then write."""
     row = self.conn.execute(
         select(coupons.c.times_used, coupons.c.usage_limit).where(coupons.c.id == coupon_id)

@@ -1027,6 +1027,7 @@ def test_id_on_update_is_ignored() -> None:
 SERVER_SET = {
     "times_used": 3,
     "remaining_amount": 12.5,
+    "budget_remaining": 4.25,
     "sys_version": 7,
     "sys_created_at": "2026-01-01T00:00:00Z",
     "sys_last_modified_at": "2026-01-02T00:00:00Z",

@@ -33,6 +33,26 @@ class CampaignCode:
     last_used_at: datetime | None
 
 
+@dataclass(frozen=True)
+class TypedCode:
+    """The code a cart names, as the tenant's codes hold it: the coupon's own code, or one of
+    its campaign codes with that code's own limit and state."""
+
+    code: str  # as stored (the redemption records it so)
+    own: bool
+    is_active: bool
+    max_uses: int | None
+    times_used: int
+
+    @property
+    def normalized(self) -> str:
+        return normalise_code(self.code)
+
+    @property
+    def used_up(self) -> bool:
+        return self.max_uses is not None and self.times_used >= self.max_uses
+
+
 def parse_new_codes(doc: Any) -> NewCodes:
     """`{"codes": [...], "max_uses": 1}`: 1 to 1,000 codes, each as a coupon's `code` (SPEC
     3.1), none twice (ignoring case); `max_uses` 1 or more, null for unlimited, default 1.

@@ -23,7 +23,7 @@ from couponry.domain.fields import (
     has_control_chars,
     parse_decimal,
 )
-from couponry.errors import CodeFrozen, CouponLocked, FieldProblem, IdNotAllowed
+from couponry.errors import CodeFrozen, CouponLocked, FieldProblem, IdNotAllowed, InvalidInput
 
 COUPON_TYPES = ("USAGE", "AMOUNT", "PERCENT", "TOTAL_AMOUNT")
 ENTITY_TYPES = ("SITE", "PROGRAM_SESSION", "COURSE_SESSION", "EVENT", "GROUP")
@@ -100,6 +100,7 @@ READ_ONLY_FIELDS = (
     "id",
     "times_used",
     "remaining_amount",
+    "budget_remaining",
     "sys_version",
     "sys_created_at",
     "sys_last_modified_at",
@@ -156,6 +157,7 @@ class CouponFields:
     add_user_to_coupons_group: bool = False
     require_approval: bool = False
     preview_access_only: bool = False
+    budget_amount: Decimal | None = None  # what the coupon may give in all (SPEC 10)
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any]) -> CouponFields:
@@ -193,11 +195,21 @@ class Coupon:
     sys_deleted_by_id: str | None = None
     redeemed: bool = field(default=False)
     credit_drawn: Decimal = Decimal(0)  # by redemptions that hold it (applied or pending)
+    given: Decimal = Decimal(0)  # the discounts of the redemptions that hold a use
 
     @property
     def code(self) -> str:
         assert self.data.code is not None
         return self.data.code
+
+    @property
+    def budget_remaining(self) -> Decimal | None:
+        return budget_left(self.data.budget_amount, self.given)
+
+
+def budget_left(budget: Decimal | None, given: Decimal) -> Decimal | None:
+    """What a budget has left to give (never below zero), or None without a budget."""
+    return None if budget is None else max(Decimal(0), budget - given)
 
 
 def generate_code(length: int = 10) -> str:
@@ -495,6 +507,7 @@ _NULLABLE = {
     "usage_limit",
     "max_uses_per_user",
     "authorized_group_id",
+    "budget_amount",
     *(cat.info for cat in CATEGORIES),
 }
 
@@ -521,6 +534,7 @@ _FIELD_CHECKS: dict[str, Any] = {
     "max_uses_per_user": _positive_int,
     "applies_to": _enum(APPLIES_TO),
     "authorized_group_id": _text(2_000, 1),
+    "budget_amount": check_money,
     **{cat.flag: check_bool for cat in CATEGORIES},
     **{cat.info: _check_info(cat) for cat in CATEGORIES},
     **{
@@ -547,6 +561,20 @@ def check_change_allowed(current: Coupon, new: CouponFields) -> None:
             raise CouponLocked()
     if current.redeemed and new.code is not None and new.code != current.data.code:
         raise CodeFrozen()
+    check_budget_change(current.given, new.budget_amount)
+
+
+def check_budget_change(given: Decimal, budget: Decimal | None) -> None:
+    """A budget can never be set below what its coupon has already given (SPEC 10)."""
+    if budget is not None and budget < given:
+        raise InvalidInput(
+            details=[
+                FieldProblem(
+                    "budget_amount",
+                    f"must be at least what the coupon has already given ({given})",
+                )
+            ]
+        )
 
 
 def remaining_after_change(current: Coupon, new: CouponFields) -> Decimal | None:
@@ -569,6 +597,7 @@ def coupon_view(coupon: Coupon) -> dict[str, Any]:
         vars(coupon.data),
         times_used=coupon.times_used,
         remaining_amount=coupon.remaining_amount,
+        budget_remaining=coupon.budget_remaining,
         sys_version=coupon.sys_version,
         sys_created_at=coupon.sys_created_at,
         sys_last_modified_at=coupon.sys_last_modified_at,
@@ -584,6 +613,7 @@ def stored_coupon_view(
     *,
     times_used: int,
     remaining_amount: Decimal | None,
+    budget_remaining: Decimal | None,
     sys_version: int,
     sys_created_at: datetime,
     sys_last_modified_at: datetime,
@@ -601,6 +631,7 @@ def stored_coupon_view(
         view[name] = format_instant(value) if isinstance(value, datetime) else value
     view["times_used"] = times_used
     view["remaining_amount"] = remaining_amount
+    view["budget_remaining"] = budget_remaining
     view["sys_version"] = sys_version
     view["sys_created_at"] = format_instant(sys_created_at)
     view["sys_last_modified_at"] = format_instant(sys_last_modified_at)
@@ -619,6 +650,7 @@ ALL_VIEW_FIELDS = (
     *WRITABLE_FIELDS,
     "times_used",
     "remaining_amount",
-    *READ_ONLY_FIELDS[3:],
+    "budget_remaining",
+    *READ_ONLY_FIELDS[4:],
     *IGNORED_SYS_FIELDS,
 )

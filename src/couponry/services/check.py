@@ -10,9 +10,14 @@ from typing import Any
 from sqlalchemy import select
 
 from couponry.domain.money import to_units
+from couponry.store.counter_checks import (
+    code_count_problems,
+    code_use_problems,
+    day_count_problems,
+)
 from couponry.store.coupon_repo import own_code_problems
 from couponry.store.db import Database
-from couponry.store.redemption_repo import counts_by_coupon, user_counts
+from couponry.store.redemption_repo import STATUS_COUNTERS, counts_by_coupon, user_counts
 from couponry.store.tables import redemptions
 
 
@@ -29,8 +34,9 @@ class CheckReport:
 
 
 def check_invariants(db: Database, *, tenant_id: str | None = None) -> CheckReport:
-    """Every coupon's times_used, credit and per-user counters against its redemptions, and
-    its own code in the tenant's namespace of codes."""
+    """Every coupon's counters (uses, credit, budget, redemptions by status and by day, its
+    campaign codes) and per-user counters against the rows they count, every campaign code's
+    uses against its redemptions, and every code in the tenant's namespace of codes."""
     report = CheckReport()
     with db.reader() as conn:
         for row in counts_by_coupon(conn, tenant_id):
@@ -47,8 +53,13 @@ def check_invariants(db: Database, *, tenant_id: str | None = None) -> CheckRepo
                 report.problems.append(
                     f"{where}: {row.uses} uses exceed max_uses_per_user {row.max_uses_per_user}"
                 )
-        for problem in own_code_problems(conn, tenant_id):
-            report.problems.append(problem)
+        for problems in (
+            own_code_problems,
+            code_use_problems,
+            code_count_problems,
+            day_count_problems,
+        ):
+            report.problems += problems(conn, tenant_id)
         query = select(
             redemptions.c.id,
             redemptions.c.discount_units,
@@ -89,3 +100,14 @@ def _check_coupon(c: Any, report: CheckReport) -> None:
             report.problems.append(
                 f"{where}: remaining {remaining} units, value less drawn is {expected}"
             )
+    given, held_given, budget = c.given_units, int(c.held_given), c.budget_units
+    if given != held_given:
+        report.problems.append(
+            f"{where}: gave {given} units, redemptions holding hold {held_given}"
+        )
+    if budget is not None and given > budget:
+        report.problems.append(f"{where}: gave {given} units, above its budget {budget}")
+    for status, counter in STATUS_COUNTERS.items():
+        kept, found = getattr(c, counter), int(getattr(c, f"n_{status}"))
+        if kept != found:
+            report.problems.append(f"{where}: {kept} {status} counted, redemptions say {found}")

@@ -227,12 +227,13 @@ def delete_coupon(
     """Soft delete: the coupon disappears, its code is free, its redemptions stay."""
     with db.transaction() as conn:
         repo = CouponRepository(conn, tenant_id)
-        current = repo.get(coupon_id, for_update=True)
-        if current is None:
+        # Not locked here: soft_delete takes the codes' rows before the coupon's, the order
+        # a redemption takes them in. A refusal below rolls the whole delete back.
+        if not repo.soft_delete(coupon_id, by=actor_id, now=now):
+            current = repo.get(coupon_id)
+            if current is not None and current.data.sys_locked:
+                raise CouponLocked()
             raise CouponNotFound()
-        if current.data.sys_locked:
-            raise CouponLocked()
-        repo.soft_delete(coupon_id, by=actor_id, now=now)
 
 
 def _refuse_read_only_targets(operations: Any) -> None:

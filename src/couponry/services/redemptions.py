@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from couponry.domain.cart import Cart, parse_cart
+from couponry.domain.codes import TypedCode
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code
 from couponry.domain.discounts import Quote, check_usable, quote
 from couponry.domain.fields import Problems, check_text
@@ -44,6 +45,9 @@ from couponry.domain.tenants import Tenant, split_key
 from couponry.errors import (
     REFUSALS,
     ApproverNotAllowed,
+    BudgetExhausted,
+    CodeUsedUp,
+    CouponInactive,
     CouponNotFound,
     CouponryError,
     CreditExhausted,
@@ -59,6 +63,7 @@ from couponry.errors import (
 from couponry.jsontext import dumps
 from couponry.services.tenants import Principal, principal_of
 from couponry.store.async_db import AsyncDatabase
+from couponry.store.code_repo import CodeRepository
 from couponry.store.coupon_repo import CouponRepository, could_be_code
 from couponry.store.db import Database
 from couponry.store.group_repo import GroupRepository
@@ -111,14 +116,15 @@ def validate_cart(db: Database, *, tenant: Tenant, doc: Any, now: datetime) -> V
     cart = parse_cart(doc)
     zero = quote_nothing(cart, tenant.currency)
     with db.reader() as conn:
-        coupon = CouponRepository(conn, tenant.id).get_by_code(cart.code)
-        if coupon is None:
+        found = CouponRepository(conn, tenant.id).get_by_any_code(cart.code)
+        if found is None:
             return Validation(False, None, zero, [CouponNotFound("No coupon has this code.")])
+        coupon, code = found
         try:
-            q = _checked_quote(conn, tenant, coupon, cart, now)
-            _check_counters(conn, tenant.id, coupon, cart.user_id)
-            if coupon.data.coupon_type == "TOTAL_AMOUNT":
-                q = _credit_quote(conn, tenant, coupon, cart, coupon.remaining_amount)
+            q = _checked_quote(conn, tenant, coupon, code, cart, now)
+            _check_counters(conn, tenant.id, coupon, code, cart.user_id)
+            if draws(coupon):
+                q = _credit_quote(conn, tenant, coupon, cart, left_to_draw(coupon))
         except REFUSAL_TYPES as refusal:
             return Validation(False, coupon, zero, [refusal])
     return Validation(True, coupon, q, [])
@@ -128,16 +134,43 @@ def quote_nothing(cart: Cart, currency: str) -> Quote:
     return quote(_NOTHING, cart, currency=currency)
 
 
-def _check_counters(conn: Connection, tenant_id: str, coupon: Coupon, user_id: str) -> None:
-    """The 409 refusals, read without claiming (validate only)."""
+def _check_counters(
+    conn: Connection, tenant_id: str, coupon: Coupon, code: TypedCode | None, user_id: str
+) -> None:
+    """The 409 refusals in SPEC order, read without claiming (`code`: a campaign code whose
+    use is not claimed yet, else None)."""
     d = coupon.data
     if d.usage_limit is not None and coupon.times_used >= d.usage_limit:
         raise UsageLimitReached()
+    if code is not None and not code.own and code.used_up:
+        raise CodeUsedUp()
     uses = RedemptionRepository(conn, tenant_id).user_uses(coupon.id, user_id)
     if d.max_uses_per_user is not None and uses >= d.max_uses_per_user:
         raise UserLimitReached()
     if d.coupon_type == "TOTAL_AMOUNT" and not coupon.remaining_amount:
         raise CreditExhausted()
+    if coupon.budget_remaining is not None and not coupon.budget_remaining:
+        raise BudgetExhausted()
+
+
+def draws(coupon: Coupon) -> bool:
+    """Does a redemption draw on something the coupon has left (a credit, a budget)? Then
+    what it gives is only known once the claim has drawn it."""
+    return coupon.data.coupon_type == "TOTAL_AMOUNT" or coupon.data.budget_amount is not None
+
+
+def left_to_draw(coupon: Coupon) -> Decimal:
+    """What a redemption could draw now: the least of the credit and the budget left."""
+    left = [x for x in (coupon.remaining_amount, coupon.budget_remaining) if x is not None]
+    return min(left, default=Decimal(0))
+
+
+def _spent(coupon: Coupon) -> CouponryError:
+    """A draw that gave nothing: say which of the credit and the budget ran out."""
+    budget, credit = coupon.budget_remaining, coupon.remaining_amount
+    if budget is not None and (credit is None or budget <= credit):
+        return BudgetExhausted()
+    return CreditExhausted()
 
 
 # --- redeem --------------------------------------------------------------------------------
@@ -162,7 +195,10 @@ def redeem(
             if replay is not None:
                 return replay
         try:
-            outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
+            # A refusal undoes every claim made before it: the transaction rolls back, or
+            # (under a key, whose reply is kept) the savepoint does.
+            with conn.begin_nested() if key is not None else nullcontext():
+                outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
         except REFUSAL_TYPES as error:
             if key is None:
                 raise
@@ -177,8 +213,9 @@ def redeem(
 
 async def read_for_redeem(
     adb: AsyncDatabase, *, key: str, tenant_id: str, code: str
-) -> tuple[Principal, Coupon | None]:
-    """Who is calling and the live coupon with this code, in one round trip."""
+) -> tuple[Principal, Coupon | None, TypedCode | None]:
+    """Who is calling, the live coupon with this code (its own or a campaign code) and the
+    code's state, in one round trip."""
     parts = split_key(key)
     if parts is None:
         raise InvalidCredentials("The API key is malformed.")
@@ -186,21 +223,17 @@ async def read_for_redeem(
     found = await key_with_coupon_by_code(adb, key_id=parts[0], tenant_id=tenant_id, code=lookup)
     if found is None:
         raise InvalidCredentials("Unknown API key.")
-    record, tenant, coupon = found
-    return principal_of(record, tenant, secret=parts[1]), coupon
+    record, tenant, coupon, typed = found
+    return principal_of(record, tenant, secret=parts[1]), coupon, typed
 
 
 def takes_hot_path(coupon: Coupon | None) -> bool:
-    """Coupons whose redemption needs no credit, group or approval: the common case, redeemed
-    by `redeem_hot`. Everything else (and an unknown code) goes through `redeem`."""
+    """Coupons whose redemption needs no credit, budget, group or approval: the common case,
+    redeemed by `redeem_hot`. Everything else (and an unknown code) goes through `redeem`."""
     if coupon is None:
         return False
     d = coupon.data
-    return (
-        d.coupon_type != "TOTAL_AMOUNT"
-        and d.authorized_group_id is None
-        and (d.entity_type != "GROUP")
-    )
+    return not draws(coupon) and d.authorized_group_id is None and (d.entity_type != "GROUP")
 
 
 async def redeem_hot(
@@ -208,6 +241,7 @@ async def redeem_hot(
     *,
     tenant: Tenant,
     coupon: Coupon,
+    code: TypedCode,
     cart: Cart,
     doc: Any,
     idempotency_key: str | None,
@@ -215,14 +249,18 @@ async def redeem_hot(
 ) -> Outcome:
     """`redeem` for a coupon that `takes_hot_path`, on the async database: the same steps,
     claims and refusals. The claims and the record are one statement (`claim_and_record`);
-    with neither a per-user limit nor an Idempotency-Key nothing in it can be refused after
-    the coupon's use is claimed, so it runs on its own; otherwise it runs in a transaction,
-    with the key's reservation and reply."""
+    when nothing in it can be refused after its first claim (no per-user limit; for a
+    campaign code, no usage limit either) and there is no Idempotency-Key, it runs on its
+    own; otherwise it runs in a transaction, with the key's reservation and reply."""
     assert takes_hot_path(coupon)
     key = _check_key(idempotency_key)
-    if key is None and coupon.data.max_uses_per_user is None and not adb.sqlite:
-        writes = RedemptionWrites(adb, tenant.id)
-        return Outcome(redemption=await _claim_hot(writes, tenant, coupon, cart, now, key))
+    # Could a step be refused after an earlier one claimed something?
+    later_refusal = coupon.data.max_uses_per_user is not None or (
+        not code.own and coupon.data.usage_limit is not None
+    )
+    if key is None and not later_refusal and not adb.sqlite:
+        writes = RedemptionWrites(adb, tenant.id, autocommit=True)
+        return Outcome(redemption=await _claim_hot(writes, tenant, coupon, code, cart, now, key))
     digest = request_hash(doc) if key else ""
     async with adb.transaction() as tx:
         writes = RedemptionWrites(tx, tenant.id, sqlite=adb.sqlite)
@@ -232,9 +270,8 @@ async def redeem_hot(
                 return replay
         try:
             # A refusal after the coupon's claim is undone to here; the key and its reply stay.
-            limited = coupon.data.max_uses_per_user is not None
-            async with tx.savepoint() if key is not None and limited else _nothing():
-                redemption = await _claim_hot(writes, tenant, coupon, cart, now, key)
+            async with tx.savepoint() if key is not None and later_refusal else _nothing():
+                redemption = await _claim_hot(writes, tenant, coupon, code, cart, now, key)
             outcome = Outcome(redemption=redemption)
         except REFUSAL_TYPES as error:
             if key is None:
@@ -264,39 +301,61 @@ async def _claim_hot(
     writes: RedemptionWrites,
     tenant: Tenant,
     coupon: Coupon,
+    code: TypedCode,
     cart: Cart,
     now: datetime,
     key: str | None,
 ) -> Redemption:
     d = coupon.data
+    if d.is_active and not code.is_active:
+        raise CouponInactive("This code has been deactivated.")
     q = quote(d, cart, currency=tenant.currency, group_scope=frozenset())
     refusal = check_usable(d, cart, now=now, is_current_member=False, quote_eligible=q.eligible)
     if refusal is not None:
         raise REFUSALS[refusal.code](refusal.message)
-    redemption = _record(coupon, cart, q, tenant, now, key, Decimal(0))
+    redemption = _record(coupon, code, cart, q, tenant, now, key, Decimal(0))
     limit = d.max_uses_per_user
     if limit is not None and limit < 1:
-        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
-    coupon_claimed, user_claimed = await writes.claim_and_record(redemption, user_limit=limit)
-    if not coupon_claimed:  # nothing was written: the counters say why
-        raise await _why_not_claimed_hot(writes, coupon, cart.user_id)
-    if not user_claimed:  # the coupon's use is undone by the caller's transaction
+        raise await _why_not_claimed_hot(writes, coupon, code, cart.user_id)
+    code_claimed, coupon_claimed, user_claimed = await writes.claim_and_record(
+        redemption, code, user_limit=limit
+    )
+    if not code_claimed:  # nothing was written: the counters say why
+        raise await _why_not_claimed_hot(writes, coupon, code, cart.user_id)
+    if not coupon_claimed:
+        if writes.autocommit and not code.own:
+            # Only a coupon deleted meanwhile gets here without a transaction to undo the
+            # code's claim (the delete frees its codes; this keeps the counters true anyway).
+            await writes.release_code(coupon.id, code)
+        raise await _why_not_claimed_hot(writes, coupon, None, cart.user_id)
+    if not user_claimed:  # the earlier claims are undone by the caller's transaction
         raise UserLimitReached()
     return redemption
 
 
 async def _why_not_claimed_hot(
-    writes: RedemptionWrites, coupon: Coupon, user_id: str
+    writes: RedemptionWrites, coupon: Coupon, code: TypedCode | None, user_id: str
 ) -> CouponryError:
-    """The claim changed no row: say why, in SPEC order (as `_why_not_claimed`)."""
-    now = await writes.counters(coupon.id, user_id)
+    """A claim changed no row: say why, in SPEC order (as `_why_not_claimed`). `code`: a
+    campaign code whose claim was refused (None once it was claimed, or the own code)."""
+    now = await writes.counters(coupon.id, user_id, code or _NO_CODE)
     if now is None or now.deleted_at is not None:
         return CouponNotFound("No coupon has this code.")
     if now.usage_limit is not None and now.times_used >= now.usage_limit:
         return UsageLimitReached()
+    if code is not None and not code.own:
+        if now.code_coupon is None:  # the code was freed meanwhile
+            return CouponNotFound("No coupon has this code.")
+        if not now.code_active:
+            return CouponInactive("This code has been deactivated.")
+        if now.code_max_uses is not None and now.code_uses >= now.code_max_uses:
+            return CodeUsedUp()
     if now.max_uses_per_user is not None and (now.uses or 0) >= now.max_uses_per_user:
         return UserLimitReached()
     return UsageLimitReached()
+
+
+_NO_CODE = TypedCode(code="", own=True, is_active=True, max_uses=None, times_used=0)
 
 
 def _check_key(key: str | None) -> str | None:
@@ -328,66 +387,105 @@ def _replay(record: KeyRecord | None, digest: str) -> Outcome:
 def _claim_and_record(
     conn: Connection, tenant: Tenant, cart: Cart, now: datetime, key: str | None
 ) -> Redemption:
-    coupons = CouponRepository(conn, tenant.id)
+    """Every claim of one redemption, then its record. A refusal raised after a claim leaves
+    that claim to the caller's rollback (transaction or savepoint): nothing is undone here."""
     repo = RedemptionRepository(conn, tenant.id)
-    coupon = coupons.get_by_code(cart.code)
-    if coupon is None:
+    found = CouponRepository(conn, tenant.id).get_by_any_code(cart.code)
+    if found is None:
         raise CouponNotFound("No coupon has this code.")
-    q = _checked_quote(conn, tenant, coupon, cart, now)
-    if coupon.data.coupon_type != "TOTAL_AMOUNT":
-        return _claim_use_last(conn, repo, tenant, coupon, cart, q, now, key)
-    drawn = repo.claim_use(coupon.id, want_credit_units=to_units(q.total))
+    coupon, code = found
+    q = _checked_quote(conn, tenant, coupon, code, cart, now)
+    claim = _Claim(coupon, code, cart.user_id)
+    if not code.own:  # every claim takes its rows in one order: code, then coupon and user
+        uses = repo.claim_code_use(coupon.id, code.normalized, now=now)
+        if uses is None:
+            raise _why_not_claimed(conn, tenant.id, claim)
+        claim = _Claim(coupon, None, cart.user_id, first_code_use=uses == 1)
+    if not draws(coupon):
+        return _claim_use_last(conn, repo, tenant, claim, cart, q, now, key, code)
+    want = to_units(q.total)
+    drawn = repo.claim_use(
+        coupon.id,
+        want_units=want,
+        pending=coupon.data.require_approval,
+        first_code_use=claim.first_code_use,
+    )
     if drawn is None:
-        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
+        raise _why_not_claimed(conn, tenant.id, claim)
     q = _credit_quote(conn, tenant, coupon, cart, from_units(drawn))
     used = to_units(q.total)
-    if used == 0:
-        repo.release_use(coupon.id, credit_units=drawn)
-        raise CreditExhausted()
+    if used == 0 and (want > 0 or coupon.data.coupon_type == "TOTAL_AMOUNT"):
+        raise _spent(coupon)
     if used < drawn:
         repo.give_back_credit(coupon.id, drawn - used)
-    drawn = used
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
-        repo.release_use(coupon.id, credit_units=drawn)
         raise UserLimitReached()
-    redemption = _record(coupon, cart, q, tenant, now, key, from_units(drawn))
+    credit = from_units(used) if coupon.data.coupon_type == "TOTAL_AMOUNT" else Decimal(0)
+    redemption = _record(coupon, code, cart, q, tenant, now, key, credit)
     repo.insert(redemption)
+    repo.count_day(redemption)
     if redemption.status == APPLIED:
         _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
     return redemption
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What a redemption is claiming: `code` is a campaign code whose use is still to claim
+    (None once claimed, or for the coupon's own code); `first_code_use` when this claim was
+    that code's first use."""
+
+    coupon: Coupon
+    code: TypedCode | None
+    user_id: str
+    first_code_use: bool = False
 
 
 def _claim_use_last(
     conn: Connection,
     repo: RedemptionRepository,
     tenant: Tenant,
-    coupon: Coupon,
+    claim: _Claim,
     cart: Cart,
     q: Quote,
     now: datetime,
     key: str | None,
+    code: TypedCode,
 ) -> Redemption:
-    """Without a credit the discount is known up front, so the contended coupon row is
+    """Without a draw the discount is known up front, so the contended coupon row is
     claimed last: its row lock is then held only until the commit."""
+    coupon = claim.coupon
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
-        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
-    redemption = _record(coupon, cart, q, tenant, now, key, Decimal(0))
+        raise _why_not_claimed(conn, tenant.id, claim)
+    redemption = _record(coupon, code, cart, q, tenant, now, key, Decimal(0))
     repo.insert(redemption)
-    if repo.claim_use(coupon.id, want_credit_units=None) is None:
-        # undone here because a refusal under an Idempotency-Key is committed with its reply
-        repo.delete(redemption.id)
-        repo.release_user_use(coupon.id, cart.user_id)
-        raise _why_not_claimed(conn, tenant.id, coupon, cart.user_id)
+    claimed = repo.claim_use(
+        coupon.id,
+        want_units=None,
+        given_units=to_units(q.total),
+        pending=redemption.status == PENDING,
+        first_code_use=claim.first_code_use,
+    )
+    if claimed is None:
+        raise _why_not_claimed(conn, tenant.id, claim)
+    repo.count_day(redemption)
     if redemption.status == APPLIED:
         _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
     return redemption
 
 
 def _checked_quote(
-    conn: Connection, tenant: Tenant, coupon: Coupon, cart: Cart, now: datetime
+    conn: Connection,
+    tenant: Tenant,
+    coupon: Coupon,
+    code: TypedCode,
+    cart: Cart,
+    now: datetime,
 ) -> Quote:
-    """The 422 refusals in SPEC order, then what the cart earns (before any credit)."""
+    """The 422 refusals in SPEC order, then what the cart earns (before any draw)."""
     d = coupon.data
+    if d.is_active and not code.is_active:
+        raise CouponInactive("This code has been deactivated.")
     groups = GroupRepository(conn, tenant.id)
     member = False
     if d.authorized_group_id is not None:
@@ -417,15 +515,22 @@ def _group_scope(groups: GroupRepository, coupon: Coupon) -> frozenset[str]:
     return frozenset(descendants([d.entity_id], groups.nodes()))
 
 
-def _why_not_claimed(
-    conn: Connection, tenant_id: str, coupon: Coupon, user_id: str
-) -> CouponryError:
-    """The claim changed no row: say why, in SPEC order."""
-    current = CouponRepository(conn, tenant_id).get(coupon.id)
-    if current is None:
+def _why_not_claimed(conn: Connection, tenant_id: str, claim: _Claim) -> CouponryError:
+    """A claim changed no row: say why, in SPEC order, from the counters as they are now."""
+    found = CouponRepository(conn, tenant_id).get_by_any_code(claim.coupon.code)
+    if found is None:
         return CouponNotFound("No coupon has this code.")
+    current = found[0]
+    code = None
+    if claim.code is not None:
+        now_found = CouponRepository(conn, tenant_id).get_by_any_code(claim.code.code)
+        if now_found is None or now_found[0].id != current.id:
+            return CouponNotFound("No coupon has this code.")
+        code = now_found[1]
+        if not code.is_active:
+            return CouponInactive("This code has been deactivated.")
     try:
-        _check_counters(conn, tenant_id, current, user_id)
+        _check_counters(conn, tenant_id, current, code, claim.user_id)
     except REFUSAL_TYPES as refusal:
         return refusal
     return UsageLimitReached()
@@ -433,6 +538,7 @@ def _why_not_claimed(
 
 def _record(
     coupon: Coupon,
+    code: TypedCode,
     cart: Cart,
     q: Quote,
     tenant: Tenant,
@@ -448,7 +554,7 @@ def _record(
         id=new_id(),
         tenant_id=tenant.id,
         coupon_id=coupon.id,
-        code=coupon.code,
+        code=code.code,
         user_id=cart.user_id,
         status=PENDING if d.require_approval else APPLIED,
         access="preview" if d.preview_access_only else "full",
@@ -514,8 +620,17 @@ def change_redemption(
         ):
             raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
         if step.releases:
-            repo.release_use(current.coupon_id, credit_units=to_units(current.credit))
+            freed = repo.release_code_use(current.coupon_id, normalise_code(current.code))
+            repo.release_use(
+                current.coupon_id,
+                credit_units=to_units(current.credit),
+                given_units=to_units(current.discount_total),
+                code_freed=freed,
+                moved=(step.source, step.target),
+            )
             repo.release_user_use(current.coupon_id, current.user_id)
+        else:
+            repo.count_move(current.coupon_id, step.source, step.target)
         if step.applies_effects and coupon is not None:
             _apply_group_effects(conn, tenant.id, coupon, current.user_id, now)
         return replace(
@@ -556,13 +671,18 @@ def list_redemptions(
     limit: int,
     filters: Mapping[str, str | None],
 ) -> Page[Redemption]:
-    """Oldest first, keyset pages; filters coupon_id, user_id, status."""
+    """Oldest first, keyset pages; filters coupon_id, user_id, status, code (any case)."""
     with db.reader() as conn:
+        code = filters.get("code")
+        if code is not None:
+            # A redemption records its code as the tenant's codes spell it.
+            code = CodeRepository(conn, tenant_id).spelling(code) or code
         rows = RedemptionRepository(conn, tenant_id).page(
             after_seq=after_seq,
             limit=limit + 1,
             coupon_id=filters.get("coupon_id"),
             user_id=filters.get("user_id"),
             status=filters.get("status"),
+            code=code,
         )
     return Page.from_rows(rows, limit)

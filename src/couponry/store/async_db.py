@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -167,9 +167,14 @@ class Connections:
 
 def sqlite_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Instants as the tables store them on SQLite (SQLAlchemy's text form: UTC, always six
-    fractional digits), so rows written here and there compare and read back alike."""
+    fractional digits; days as ISO dates), so rows written here and there compare and read
+    back alike."""
     return {
-        name: _stored_instant(value) if isinstance(value, datetime) else value
+        name: _stored_instant(value)
+        if isinstance(value, datetime)
+        else value.isoformat()
+        if isinstance(value, date)
+        else value
         for name, value in params.items()
     }
 

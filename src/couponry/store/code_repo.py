@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.codes import CampaignCode
 from couponry.domain.coupons import normalise_code
-from couponry.store.tables import coupon_codes
+from couponry.store.tables import coupon_codes, coupons
 
 _CODE_COLUMNS = (
     coupon_codes.c.seq,
@@ -64,6 +64,14 @@ class CodeRepository:
         found = {row.code_normalized for row in self.conn.execute(query)}
         return [code for key, code in given.items() if key in found]
 
+    def spelling(self, code: str) -> str | None:
+        """How the tenant's codes spell this code (any case), if it is one of them."""
+        query = select(coupon_codes.c.code).where(
+            coupon_codes.c.tenant_id == self.tenant_id,
+            coupon_codes.c.code_normalized == normalise_code(code),
+        )
+        return self.conn.execute(query).scalar()
+
     def add(self, coupon_id: str, codes: list[str], *, max_uses: int | None, now: datetime) -> int:
         """All of them or none: CodesTaken names those the tenant has already, whether they
         were found first or a concurrent request took one meanwhile (the unique index)."""
@@ -77,7 +85,19 @@ class CodeRepository:
         except IntegrityError as exc:
             # Another request took one meanwhile: say which, as the check above would have.
             raise CodesTaken(self.taken(codes) or codes) from exc
+        self.count_new(coupon_id, len(rows))
         return len(rows)
+
+    def count_new(self, coupon_id: str, added: int) -> None:
+        """Count new active codes on their coupon (stats). Run last in its transaction: it
+        locks the coupon's row, which redemptions update, until the commit."""
+        if added:
+            c = coupons.c
+            self.conn.execute(
+                update(coupons)
+                .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
+                .values(codes_total=c.codes_total + added, codes_active=c.codes_active + added)
+            )
 
     def add_untaken(
         self, coupon_id: str, codes: list[str], *, max_uses: int | None, now: datetime
@@ -91,7 +111,9 @@ class CodeRepository:
             .on_conflict_do_nothing(index_elements=["tenant_id", "code_normalized"])
             .returning(coupon_codes.c.seq)
         )
-        return len(self.conn.execute(statement, list(rows.values())).all())
+        added = len(self.conn.execute(statement, list(rows.values())).all())
+        self.count_new(coupon_id, added)
+        return added
 
     def _row(
         self, coupon_id: str, code: str, max_uses: int | None, now: datetime
@@ -127,7 +149,14 @@ class CodeRepository:
         where = and_(
             self._campaign(coupon_id), coupon_codes.c.code_normalized == normalise_code(code)
         )
-        self.conn.execute(update(coupon_codes).where(where).values(is_active=False))
+        active = and_(where, coupon_codes.c.is_active.is_(True))
+        if self.conn.execute(update(coupon_codes).where(active).values(is_active=False)).rowcount:
+            c = coupons.c
+            self.conn.execute(
+                update(coupons)
+                .where(c.tenant_id == self.tenant_id, c.id == coupon_id)
+                .values(codes_active=c.codes_active - 1)
+            )
         row = self.conn.execute(select(*_CODE_COLUMNS).where(where)).first()
         return None if row is None else _campaign_code(row)
 

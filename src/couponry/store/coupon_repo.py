@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from couponry.domain.codes import TypedCode
 from couponry.domain.coupons import Coupon, CouponFields, normalise_code, stored_coupon_view
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
@@ -25,6 +26,8 @@ COLUMNS = (
     coupons.c.times_used,
     coupons.c.remaining_units,
     coupons.c.credit_drawn_units,
+    coupons.c.budget_units,
+    coupons.c.given_units,
     coupons.c.redeemed,
     coupons.c.sys_version,
     coupons.c.sys_created_at,
@@ -53,6 +56,7 @@ def coupon_from_columns(row: Mapping[str, Any], instant: Callable[[Any], Any] = 
         data=CouponFields.from_stored(codec.loads(row["body"])),
         redeemed=bool(row["redeemed"]),
         credit_drawn=from_units(row["credit_drawn_units"]),
+        given=from_units(row["given_units"]),
         **_kept(row, instant),
     )
 
@@ -61,7 +65,11 @@ def coupon_view_from_columns(
     row: Mapping[str, Any], instant: Callable[[Any], Any] = _same
 ) -> dict[str, Any]:
     """The coupon's view straight from its columns (as `coupon_from_columns` reads them)."""
-    return stored_coupon_view(row["id"], codec.loads(row["body"]), **_kept(row, instant))
+    budget = row["budget_units"]
+    left = None if budget is None else from_units(max(0, budget - row["given_units"]))
+    return stored_coupon_view(
+        row["id"], codec.loads(row["body"]), budget_remaining=left, **_kept(row, instant)
+    )
 
 
 def _kept(row: Mapping[str, Any], instant: Callable[[Any], Any]) -> dict[str, Any]:
@@ -95,6 +103,7 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
         "usage_limit": data.usage_limit,
         "max_uses_per_user": data.max_uses_per_user,
         "value_units": None if data.value_amount is None else to_units(data.value_amount),
+        "budget_units": None if data.budget_amount is None else to_units(data.budget_amount),
         "sys_locked": data.sys_locked,
         "body": codec.dumps(dataclasses.asdict(data)),
     }
@@ -150,6 +159,31 @@ _GET = select(*COLUMNS).where(_LIVE, coupons.c.id == bindparam("coupon_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
 _GET_KEPT = _GET.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
 _GET_BY_CODE = select(*COLUMNS).where(_LIVE, coupons.c.code_normalized == bindparam("code"))
+_k = coupon_codes.c
+# The live coupon that has this code, its own or a campaign code, with that code's state.
+TYPED_CODE_COLUMNS = (
+    _k.code.label("typed_code"),
+    _k.own.label("typed_own"),
+    _k.is_active.label("typed_active"),
+    _k.max_uses.label("typed_max_uses"),
+    _k.times_used.label("typed_uses"),
+)
+_GET_BY_ANY_CODE = (
+    select(*COLUMNS, *TYPED_CODE_COLUMNS)
+    .select_from(coupon_codes.join(coupons, and_(coupons.c.id == _k.coupon_id, _LIVE)))
+    .where(_k.tenant_id == bindparam("tenant_id"), _k.code_normalized == bindparam("code"))
+)
+
+
+def typed_code(row: Any) -> TypedCode:
+    """The code a cart named, from a row read with TYPED_CODE_COLUMNS."""
+    return TypedCode(
+        code=row["typed_code"],
+        own=bool(row["typed_own"]),
+        is_active=bool(row["typed_active"]),
+        max_uses=row["typed_max_uses"],
+        times_used=row["typed_uses"],
+    )
 
 
 def _scan_query(by_code: bool, by_active: bool) -> Any:
@@ -199,6 +233,15 @@ class CouponRepository:
         params = {"tenant_id": self.tenant_id, "code": normalise_code(code)}
         row = self.conn.execute(_GET_BY_CODE, params).first()
         return row_to_coupon(row) if row else None
+
+    def get_by_any_code(self, code: str) -> tuple[Coupon, TypedCode] | None:
+        """The live coupon with this code (its own or a campaign code, ignoring case), and
+        the code as the tenant holds it."""
+        if not could_be_code(code):
+            return None
+        params = {"tenant_id": self.tenant_id, "code": normalise_code(code)}
+        row = self.conn.execute(_GET_BY_ANY_CODE, params).first()
+        return None if row is None else (row_to_coupon(row), typed_code(row._mapping))
 
     def code_in_use(self, code: str, *, except_id: str | None = None) -> bool:
         """Is this code a live coupon's or one of its campaign codes (but not `except_id`'s
@@ -319,20 +362,21 @@ class CouponRepository:
         return result.rowcount == 1
 
     def soft_delete(self, coupon_id: str, *, by: str | None, now: datetime) -> bool:
-        statement = (
-            update(coupons)
-            .where(self._live(), coupons.c.id == coupon_id)
-            .values(deleted_at=now, sys_deleted_by_id=by, sys_last_modified_at=now)
-        )
-        if self.conn.execute(statement).rowcount != 1:
-            return False
-        # Its codes, its own and its campaign codes, are free for other coupons again.
+        """Delete a live, unlocked coupon; False (and the caller must roll back: its codes
+        are gone) when there is none."""
+        # Its codes, its own and its campaign codes, are free for other coupons again. They
+        # go first: a redemption takes a code's row before its coupon's, and so does this.
         self.conn.execute(
             delete(coupon_codes).where(
                 coupon_codes.c.tenant_id == self.tenant_id, coupon_codes.c.coupon_id == coupon_id
             )
         )
-        return True
+        statement = (
+            update(coupons)
+            .where(self._live(), coupons.c.id == coupon_id, coupons.c.sys_locked.is_(False))
+            .values(deleted_at=now, sys_deleted_by_id=by, sys_last_modified_at=now)
+        )
+        return bool(self.conn.execute(statement).rowcount == 1)
 
     def count_live(self, *, is_active: bool | None = None) -> int:
         query = select(func.count()).select_from(coupons).where(self._live())

@@ -60,6 +60,29 @@ def key_and_coupon(coupon_match: str) -> Query:
     )
 
 
+def key_and_coupon_by_code() -> Query:
+    """The caller's key, its tenant, and the live coupon that has the code `:code`
+    (normalised) among the tenant's codes (its own or a campaign code), with that code's
+    state (`coupon_repo.typed_code`), in one statement: every live code of a tenant is a row
+    of `coupon_codes` (docs/campaigns.md)."""
+    return Query(
+        f"""
+        SELECT {_KEY_AND_TENANT_COLUMNS},
+               {", ".join(f"c.{name}" for name in COUPON_COLUMNS)},
+               cc.code AS typed_code, cc.own AS typed_own, cc.is_active AS typed_active,
+               cc.max_uses AS typed_max_uses, cc.times_used AS typed_uses
+        FROM api_keys k
+        JOIN tenants t ON t.id = k.tenant_id
+        LEFT JOIN coupon_codes cc
+          ON cc.tenant_id = k.tenant_id AND cc.tenant_id = :tenant_id
+         AND cc.code_normalized = :code
+        LEFT JOIN coupons c
+          ON c.id = cc.coupon_id AND c.tenant_id = cc.tenant_id AND c.deleted_at IS NULL
+        WHERE k.id = :key_id
+        """
+    )
+
+
 KEY_AND_COUPON = key_and_coupon("c.id = :coupon_id")
 # Read on every request (no cache): a revoked key is refused on the very next one.
 KEY_AND_TENANT = Query(

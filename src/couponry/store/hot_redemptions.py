@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from couponry.domain.codes import TypedCode
 from couponry.domain.paging import looks_like_id
 from couponry.domain.redemptions import Redemption, StoredOutcome
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
-from couponry.store.hot_reads import Columns, key_and_coupon, key_tenant_coupon
+from couponry.store.coupon_repo import typed_code
+from couponry.store.hot_reads import Columns, key_and_coupon_by_code, key_tenant_coupon
 from couponry.store.redemption_repo import KeyRecord, redemption_row, stored_outcome
 
-KEY_AND_COUPON_BY_CODE = key_and_coupon("c.code_normalized = :code")
+KEY_AND_COUPON_BY_CODE = key_and_coupon_by_code()
 RESERVE_KEY = Query(
     "INSERT INTO idempotency_keys "
     "(tenant_id, key, request_hash, outcome, response_body, created_at) "
@@ -43,34 +45,74 @@ _RECORD = (
     "discount_units, credit_units, lines, discount_line, idempotency_key, approved_by, "
     "approved_at, created_at, updated_at"
 )
-# The claims and the record in one statement, coupon first: its use, then (only if it was
-# claimed) the user's use, then (only if that was claimed) the redemption. Each step is
-# conditional, so a refused step leaves the later ones undone; a refusal of the user's use
-# after the coupon's claim is undone by the caller's transaction (or savepoint). With no
-# per-user limit nothing after the coupon's claim can be refused, and the statement alone
-# is the whole redemption (autocommit: two round trips for a redeem, read and write).
-CLAIM_AND_RECORD = Query(
-    "WITH use AS ("
-    " UPDATE coupons SET times_used = times_used + 1, redeemed = true"
-    " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
-    " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
-    "), user_use AS ("
-    " INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses)"
-    " SELECT id, :user_id, :tenant_id, 1 FROM use"
-    " ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1"
-    " WHERE CAST(:user_limit AS integer) IS NULL OR coupon_user_uses.uses < :user_limit"
-    " RETURNING coupon_id"
-    "), recorded AS ("
-    f" INSERT INTO redemptions ({_RECORD}) SELECT "
-    + ", ".join(f":{name}" for name in _RECORD.split(", "))
-    + " FROM user_use"
-    ") SELECT (SELECT count(*) FROM use) AS claimed,"
-    " (SELECT count(*) FROM user_use) AS user_claimed"
+# The claims and the record in one statement: a campaign code's use (when the cart named
+# one), the coupon's use, then (only if it was claimed) the user's use, then (only if that was
+# claimed) the redemption and its day's count. Each step is conditional, so a refused step
+# leaves the later ones undone; a refusal of a later step after an earlier claim is undone by
+# the caller's transaction (or savepoint). When nothing after the first claim can be refused
+# (no per-user limit; for a campaign code, no usage limit either), the statement alone is the
+# whole redemption (autocommit: two round trips for a redeem, read and write).
+_CODE_USE = (
+    "code_use AS ("
+    " UPDATE coupon_codes SET times_used = times_used + 1, last_used_at = :created_at"
+    " WHERE tenant_id = :tenant_id AND code_normalized = :code_normalized"
+    " AND coupon_id = :coupon_id AND NOT own AND is_active"
+    " AND (max_uses IS NULL OR times_used < max_uses) RETURNING times_used"
+    "), "
 )
+
+
+def _claim_and_record(by_campaign_code: bool) -> Query:
+    code_step, after_code, first_use = "", "", "0"
+    if by_campaign_code:
+        code_step, after_code = _CODE_USE, " FROM code_use"
+        first_use = "CASE WHEN code_use.times_used = 1 THEN 1 ELSE 0 END"
+    return Query(
+        "WITH " + code_step + "use AS ("
+        " UPDATE coupons SET times_used = coupons.times_used + 1, redeemed = true,"
+        " given_units = coupons.given_units + :discount_units,"
+        f" codes_used = coupons.codes_used + {first_use}"
+        + after_code
+        + " WHERE coupons.tenant_id = :tenant_id AND coupons.id = :coupon_id"
+        " AND coupons.deleted_at IS NULL"
+        " AND (coupons.usage_limit IS NULL OR coupons.times_used < coupons.usage_limit)"
+        " RETURNING coupons.id"
+        "), user_use AS ("
+        " INSERT INTO coupon_user_uses (coupon_id, user_id, tenant_id, uses)"
+        " SELECT id, :user_id, :tenant_id, 1 FROM use"
+        " ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_user_uses.uses + 1"
+        " WHERE CAST(:user_limit AS integer) IS NULL OR coupon_user_uses.uses < :user_limit"
+        " RETURNING coupon_id"
+        "), recorded AS ("
+        f" INSERT INTO redemptions ({_RECORD}) SELECT "
+        + ", ".join(f":{name}" for name in _RECORD.split(", "))
+        + " FROM user_use"
+        "), day AS ("
+        " INSERT INTO coupon_days (coupon_id, day, tenant_id, redemptions, discount_units)"
+        " SELECT coupon_id, :day, :tenant_id, 1, :discount_units FROM user_use"
+        " ON CONFLICT (coupon_id, day) DO UPDATE SET"
+        " redemptions = coupon_days.redemptions + 1,"
+        " discount_units = coupon_days.discount_units + excluded.discount_units"
+        ") SELECT "
+        + ("(SELECT count(*) FROM code_use)" if by_campaign_code else "1")
+        + " AS code_claimed, (SELECT count(*) FROM use) AS claimed,"
+        " (SELECT count(*) FROM user_use) AS user_claimed"
+    )
+
+
+CLAIM_AND_RECORD = _claim_and_record(by_campaign_code=False)
+CLAIM_CODE_AND_RECORD = _claim_and_record(by_campaign_code=True)
 # SQLite has no statements inside WITH: the same three steps, one statement each, in the
 # same order, inside the caller's transaction (SQLite's write transactions are serial).
+SQLITE_CLAIM_CODE = Query(
+    "UPDATE coupon_codes SET times_used = times_used + 1, last_used_at = :created_at"
+    " WHERE tenant_id = :tenant_id AND code_normalized = :code_normalized"
+    " AND coupon_id = :coupon_id AND NOT own AND is_active"
+    " AND (max_uses IS NULL OR times_used < max_uses) RETURNING times_used"
+)
 SQLITE_CLAIM_USE = Query(
-    "UPDATE coupons SET times_used = times_used + 1, redeemed = 1"
+    "UPDATE coupons SET times_used = times_used + 1, redeemed = 1,"
+    " given_units = given_units + :discount_units, codes_used = codes_used + :first_code_use"
     " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
     " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
 )
@@ -86,10 +128,26 @@ SQLITE_RECORD = Query(
     + ", ".join(f":{name}" for name in _RECORD.split(", "))
     + ")"
 )
+SQLITE_COUNT_DAY = Query(
+    "INSERT INTO coupon_days (coupon_id, day, tenant_id, redemptions, discount_units)"
+    " VALUES (:coupon_id, :day, :tenant_id, 1, :discount_units)"
+    " ON CONFLICT (coupon_id, day) DO UPDATE SET redemptions = coupon_days.redemptions + 1,"
+    " discount_units = coupon_days.discount_units + excluded.discount_units"
+)
+# Gives a campaign code's use back, when a claim after it was refused outside a transaction.
+RELEASE_CODE = Query(
+    "UPDATE coupon_codes SET times_used = times_used - 1"
+    " WHERE tenant_id = :tenant_id AND code_normalized = :code_normalized"
+    " AND coupon_id = :coupon_id AND NOT own AND times_used > 0"
+)
 COUNTERS = Query(
-    "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses "
+    "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses, "
+    "k.coupon_id AS code_coupon, k.is_active AS code_active, k.max_uses AS code_max_uses, "
+    "k.times_used AS code_uses "
     "FROM coupons c LEFT JOIN coupon_user_uses u "
     "ON u.coupon_id = c.id AND u.user_id = :user_id "
+    "LEFT JOIN coupon_codes k ON k.tenant_id = c.tenant_id AND k.code_normalized = :code "
+    "AND k.coupon_id = c.id "
     "WHERE c.tenant_id = :tenant_id AND c.id = :coupon_id"
 )
 
@@ -101,12 +159,16 @@ def _naive(value: datetime | None) -> datetime | None:
 
 async def key_with_coupon_by_code(
     adb: AsyncDatabase, *, key_id: str, tenant_id: str, code: str
-) -> tuple[ApiKeyRecord, Tenant, Any] | None:
-    """The key, its tenant and the live coupon with this (normalised) code, in one read."""
+) -> tuple[ApiKeyRecord, Tenant, Any, TypedCode | None] | None:
+    """The key, its tenant, the live coupon with this (normalised) code, its own or a
+    campaign code, and that code's state, in one read."""
     row = await adb.fetchrow(
         KEY_AND_COUPON_BY_CODE, {"key_id": key_id, "tenant_id": tenant_id, "code": code}
     )
-    return None if row is None else key_tenant_coupon(key_id, row)
+    if row is None:
+        return None
+    key, tenant, coupon = key_tenant_coupon(key_id, row)
+    return key, tenant, coupon, None if coupon is None else typed_code(row)
 
 
 class Statements(Protocol):
@@ -121,10 +183,13 @@ class RedemptionWrites:
     """The statements of one redemption, scoped to one tenant: inside one transaction, or
     (`claim_and_record` with no per-user limit and no Idempotency-Key) on their own."""
 
-    def __init__(self, tx: Statements, tenant_id: str, *, sqlite: bool = False) -> None:
+    def __init__(
+        self, tx: Statements, tenant_id: str, *, sqlite: bool = False, autocommit: bool = False
+    ) -> None:
         self.tx = tx
         self.sqlite = sqlite
         self.tenant_id = tenant_id
+        self.autocommit = autocommit  # each statement commits on its own
 
     async def reserve_key(self, key: str, request_hash: str, now: datetime) -> bool:
         params = {
@@ -153,26 +218,55 @@ class RedemptionWrites:
         }
         await self.tx.execute(STORE_OUTCOME, params)
 
-    async def claim_and_record(self, r: Redemption, *, user_limit: int | None) -> tuple[bool, bool]:
-        """(the coupon's use claimed, the user's use claimed): both, and `r` is recorded."""
+    async def claim_and_record(
+        self, r: Redemption, code: TypedCode, *, user_limit: int | None
+    ) -> tuple[bool, bool, bool]:
+        """(the code's use claimed, the coupon's use claimed, the user's use claimed): all
+        three, and `r` is recorded and counted. The coupon's own code has no use to claim."""
         params: dict[str, Any] = redemption_row(r, self.tenant_id)
         for instant in ("approved_at", "created_at", "updated_at"):
             params[instant] = _naive(params[instant])
         params["user_limit"] = user_limit
+        params["day"] = r.created_at.astimezone(UTC).date()
+        by_code = not code.own
+        if by_code:
+            params["code_normalized"] = code.normalized
         if not self.sqlite:
-            row = await self.tx.fetchrow(CLAIM_AND_RECORD, params)
-            return bool(row["claimed"]), bool(row["user_claimed"])
+            statement = CLAIM_CODE_AND_RECORD if by_code else CLAIM_AND_RECORD
+            row = await self.tx.fetchrow(statement, params)
+            return bool(row["code_claimed"]), bool(row["claimed"]), bool(row["user_claimed"])
+        params["first_code_use"] = 0
+        if by_code:
+            used = await self.tx.fetchrow(SQLITE_CLAIM_CODE, params)
+            if used is None:
+                return False, False, False
+            params["first_code_use"] = int(used["times_used"] == 1)
         if await self.tx.fetchrow(SQLITE_CLAIM_USE, params) is None:
-            return False, False
+            return True, False, False
         if await self.tx.fetchrow(SQLITE_CLAIM_USER_USE, params) is None:
-            return True, False
+            return True, True, False
         await self.tx.execute(SQLITE_RECORD, params)
-        return True, True
+        await self.tx.execute(SQLITE_COUNT_DAY, params)
+        return True, True, True
 
-    async def counters(self, coupon_id: str, user_id: str) -> Any:
-        """times_used, usage_limit, max_uses_per_user, deleted_at and this user's uses."""
+    async def release_code(self, coupon_id: str, code: TypedCode) -> None:
+        params = {
+            "tenant_id": self.tenant_id,
+            "coupon_id": coupon_id,
+            "code_normalized": code.normalized,
+        }
+        await self.tx.execute(RELEASE_CODE, params)
+
+    async def counters(self, coupon_id: str, user_id: str, code: TypedCode) -> Any:
+        """times_used, usage_limit, max_uses_per_user, deleted_at, this user's uses, and the
+        code's state (code_coupon, code_active, code_max_uses, code_uses)."""
         if not looks_like_id(coupon_id):
             return None
-        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id, "user_id": user_id}
+        params = {
+            "tenant_id": self.tenant_id,
+            "coupon_id": coupon_id,
+            "user_id": user_id,
+            "code": code.normalized,
+        }
         row = await self.tx.fetchrow(COUNTERS, params)
         return None if row is None else Columns(row)

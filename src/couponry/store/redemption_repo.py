@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Date,
+    Integer,
     Row,
     and_,
     bindparam,
@@ -33,7 +36,7 @@ from sqlalchemy import (
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
-from couponry.domain.redemptions import REDEEMED, REFUSED, Redemption, StoredOutcome
+from couponry.domain.redemptions import HOLDING, REDEEMED, REFUSED, Redemption, StoredOutcome
 from couponry.store.tables import (
     UTCDateTime,
     coupon_user_uses,
@@ -78,50 +81,131 @@ _HAS_USE_LEFT = (
     _c.deleted_at.is_(None),
     _c.usage_limit.is_(None) | (_c.times_used < _c.usage_limit),
 )
+_given = bindparam("b_given", type_=BigInteger())
+_pending = bindparam("b_pending", type_=Integer())  # 1 when the redemption waits for approval
+_first_code_use = bindparam("b_first_code_use", type_=Integer())  # 1: a code's first use
+_COUNTED_CLAIM = {
+    "times_used": _c.times_used + 1,
+    "redeemed": True,
+    "pending_count": _c.pending_count + _pending,
+    "codes_used": _c.codes_used + _first_code_use,
+}
 _CLAIM = (
     update(coupons)
     .where(*_ONE_COUPON, *_HAS_USE_LEFT)
-    .values(times_used=_c.times_used + 1, redeemed=True)
+    .values(**_COUNTED_CLAIM, given_units=_c.given_units + _given)
     .returning(_c.times_used)
 )
 _want = bindparam("want", type_=BigInteger())
-# Every SET expression reads the row as it was, so `draw` is the same in each of them.
-_draw = case((_c.remaining_units < _want, _c.remaining_units), else_=_want)
-_CLAIM_CREDIT = (
+# A draw takes what the cart wants, capped by the credit left (TOTAL_AMOUNT) and by the budget
+# left (SPEC 10). Every SET expression reads the row as it was, so `draw` is the same in each.
+_budget_left = _c.budget_units - _c.given_units
+_capped = case(
+    (and_(_c.budget_units.is_not(None), _budget_left < _want), _budget_left), else_=_want
+)
+_draw = case(
+    (and_(_c.remaining_units.is_not(None), _c.remaining_units < _capped), _c.remaining_units),
+    else_=_capped,
+)
+_CLAIM_DRAW = (
     update(coupons)
-    .where(*_ONE_COUPON, *_HAS_USE_LEFT, _c.remaining_units > 0)
+    .where(
+        *_ONE_COUPON,
+        *_HAS_USE_LEFT,
+        _c.remaining_units.is_(None) | (_c.remaining_units > 0),
+        _c.budget_units.is_(None) | (_c.given_units < _c.budget_units),
+    )
     .values(
-        times_used=_c.times_used + 1,
-        redeemed=True,
-        credit_drawn_units=_c.credit_drawn_units + _draw,
-        remaining_units=_c.remaining_units - _draw,
+        **_COUNTED_CLAIM,
+        credit_drawn_units=_c.credit_drawn_units
+        + case((_c.remaining_units.is_(None), literal(0)), else_=_draw),
+        remaining_units=_c.remaining_units - _draw,  # stays NULL without a credit
+        given_units=_c.given_units + _draw,
         last_draw_units=_draw,
     )
     .returning(_c.last_draw_units)
 )
 _credit = bindparam("credit", type_=BigInteger())
 _drawn_after = _c.credit_drawn_units - _credit
-_RELEASE = (
-    update(coupons)
-    .where(*_ONE_COUPON)
-    .values(
-        times_used=_c.times_used - 1,
-        credit_drawn_units=_drawn_after,
-        remaining_units=case(
-            (_c.remaining_units.is_(None), None),
-            (_c.value_units - _drawn_after > 0, _c.value_units - _drawn_after),
-            else_=literal(0),
-        ),
-    )
-)
 _GIVE_BACK = (
     update(coupons)
     .where(*_ONE_COUPON)
     .values(
-        credit_drawn_units=_c.credit_drawn_units - _credit,
+        credit_drawn_units=_c.credit_drawn_units
+        + case((_c.remaining_units.is_(None), literal(0)), else_=-_credit),
         remaining_units=_c.remaining_units + _credit,
+        given_units=_c.given_units - _credit,
     )
 )
+# Which counter a redemption in each status is counted in (applied ones are counted by
+# times_used less the pending and held, so they need none).
+STATUS_COUNTERS = {
+    "pending_approval": "pending_count",
+    "held": "held_count",
+    "rolled_back": "rolled_back_count",
+    "rejected": "rejected_count",
+    "released": "released_count",
+}
+
+
+def _moved_counts(source: str | None, target: str | None) -> dict[str, Any]:
+    """The SET expressions that move one redemption from `source`'s counter to `target`'s."""
+    values: dict[str, Any] = {}
+    if source in STATUS_COUNTERS:
+        name = STATUS_COUNTERS[source]
+        values[name] = _c[name] - 1
+    if target in STATUS_COUNTERS:
+        name = STATUS_COUNTERS[target]
+        values[name] = _c[name] + 1
+    return values
+
+
+@lru_cache(maxsize=32)
+def _release(source: str | None, target: str | None) -> Any:
+    """Give a use, its credit, its discount and its code's first use back; and count the
+    redemption's move (None, None: a claim undone in the transaction that made it)."""
+    return (
+        update(coupons)
+        .where(*_ONE_COUPON)
+        .values(
+            times_used=_c.times_used - 1,
+            credit_drawn_units=_drawn_after,
+            remaining_units=case(
+                (_c.remaining_units.is_(None), None),
+                (_c.value_units - _drawn_after > 0, _c.value_units - _drawn_after),
+                else_=literal(0),
+            ),
+            given_units=_c.given_units - _given,
+            codes_used=_c.codes_used - bindparam("b_code_freed", type_=Integer()),
+            **_moved_counts(source, target),
+        )
+    )
+
+
+@lru_cache(maxsize=32)
+def _count_move(source: str, target: str) -> Any:
+    return update(coupons).where(*_ONE_COUPON).values(**_moved_counts(source, target))
+
+
+# A campaign code's use: one conditional statement, as the coupon's (SPEC 10).
+_CLAIM_CODE = text(
+    "UPDATE coupon_codes SET times_used = times_used + 1, last_used_at = :now "
+    "WHERE tenant_id = :tenant_id AND code_normalized = :code AND coupon_id = :coupon_id "
+    "AND NOT own AND is_active AND (max_uses IS NULL OR times_used < max_uses) "
+    "RETURNING times_used"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_RELEASE_CODE = text(
+    "UPDATE coupon_codes SET times_used = times_used - 1 "
+    "WHERE tenant_id = :tenant_id AND code_normalized = :code AND coupon_id = :coupon_id "
+    "AND NOT own AND times_used > 0 RETURNING times_used"
+)
+# Redemptions made per coupon and day, whatever becomes of them (stats).
+_COUNT_DAY = text(
+    "INSERT INTO coupon_days (coupon_id, day, tenant_id, redemptions, discount_units) "
+    "VALUES (:coupon_id, :day, :tenant_id, 1, :units) "
+    "ON CONFLICT (coupon_id, day) DO UPDATE SET redemptions = coupon_days.redemptions + 1, "
+    "discount_units = coupon_days.discount_units + excluded.discount_units"
+).bindparams(bindparam("day", type_=Date()))
 _INSERT = insert(redemptions)
 # INSERT ... ON CONFLICT is spelled the same by SQLite and PostgreSQL; as text it is also
 # compiled once (SQLAlchemy cannot cache its dialect-specific upsert constructs).
@@ -208,26 +292,88 @@ class RedemptionRepository:
 
     # --- claims ----------------------------------------------------------------------------
 
-    def claim_use(self, coupon_id: str, *, want_credit_units: int | None) -> int | None:
-        """Take one use and, for a credit, up to `want_credit_units` of what is left.
+    def claim_use(
+        self,
+        coupon_id: str,
+        *,
+        want_units: int | None,
+        given_units: int = 0,
+        pending: bool = False,
+        first_code_use: bool = False,
+    ) -> int | None:
+        """Take one use and count what it gives. With `want_units` (a coupon with a credit or
+        a budget) draw up to that much of what is left, and count the draw as given; else
+        count `given_units`.
 
-        Returns the credit drawn (0 without a credit), or None when nothing was claimed.
+        Returns what was drawn (0 without a draw), or None when nothing was claimed.
         """
-        params: dict[str, Any] = {"b_tenant": self.tenant_id, "b_coupon": coupon_id}
-        if want_credit_units is None:
-            return 0 if self.conn.execute(_CLAIM, params).first() is not None else None
-        row = self.conn.execute(_CLAIM_CREDIT, params | {"want": want_credit_units}).first()
+        params: dict[str, Any] = {
+            "b_tenant": self.tenant_id,
+            "b_coupon": coupon_id,
+            "b_pending": int(pending),
+            "b_first_code_use": int(first_code_use),
+        }
+        if want_units is None:
+            claimed = self.conn.execute(_CLAIM, params | {"b_given": given_units}).first()
+            return 0 if claimed is not None else None
+        row = self.conn.execute(_CLAIM_DRAW, params | {"want": want_units}).first()
         return None if row is None else int(row.last_draw_units or 0)
 
-    def release_use(self, coupon_id: str, *, credit_units: int) -> None:
-        """Give a use and its credit back (reject, rollback, or a claim undone)."""
-        params = {"b_tenant": self.tenant_id, "b_coupon": coupon_id, "credit": credit_units}
-        self.conn.execute(_RELEASE, params)
+    def release_use(
+        self,
+        coupon_id: str,
+        *,
+        credit_units: int,
+        given_units: int,
+        code_freed: bool = False,
+        moved: tuple[str, str] | None = None,
+    ) -> None:
+        """Give a use, its credit and what it gave back (reject, rollback, or a claim undone:
+        `moved` is the redemption's change of status, None for a claim undone)."""
+        params = {
+            "b_tenant": self.tenant_id,
+            "b_coupon": coupon_id,
+            "credit": credit_units,
+            "b_given": given_units,
+            "b_code_freed": int(code_freed),
+        }
+        source, target = moved if moved is not None else (None, None)
+        self.conn.execute(_release(source, target), params)
+
+    def count_move(self, coupon_id: str, source: str, target: str) -> None:
+        """Count a change of status that gives nothing back (an approval)."""
+        if _moved_counts(source, target):
+            params = {"b_tenant": self.tenant_id, "b_coupon": coupon_id}
+            self.conn.execute(_count_move(source, target), params)
 
     def give_back_credit(self, coupon_id: str, units: int) -> None:
         """Return part of a draw the cart could not use (rounding to the minor unit)."""
         params = {"b_tenant": self.tenant_id, "b_coupon": coupon_id, "credit": units}
         self.conn.execute(_GIVE_BACK, params)
+
+    def claim_code_use(self, coupon_id: str, code: str, *, now: datetime) -> int | None:
+        """One use of a campaign code (normalised), unless it is used up or deactivated: its
+        uses after the claim, or None when nothing was claimed."""
+        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id, "code": code, "now": now}
+        row = self.conn.execute(_CLAIM_CODE, params).first()
+        return None if row is None else int(row.times_used)
+
+    def release_code_use(self, coupon_id: str, code: str) -> bool:
+        """Give a campaign code's use back; True when that was its last use (it is unused
+        again). A code deleted with its coupon has nothing to give back."""
+        params = {"tenant_id": self.tenant_id, "coupon_id": coupon_id, "code": code}
+        row = self.conn.execute(_RELEASE_CODE, params).first()
+        return row is not None and int(row.times_used) == 0
+
+    def count_day(self, r: Redemption) -> None:
+        """Count a redemption on the UTC day it is made (stats)."""
+        params = {
+            "coupon_id": r.coupon_id,
+            "day": r.created_at.astimezone(UTC).date(),
+            "tenant_id": self.tenant_id,
+            "units": to_units(r.discount_total),
+        }
+        self.conn.execute(_COUNT_DAY, params)
 
     def claim_user_use(self, coupon_id: str, user_id: str, *, limit: int | None) -> bool:
         """One more use for this user, unless that would pass `limit`."""
@@ -290,6 +436,7 @@ class RedemptionRepository:
         coupon_id: str | None = None,
         user_id: str | None = None,
         status: str | None = None,
+        code: str | None = None,
     ) -> list[tuple[int, Redemption]]:
         r = redemptions.c
         if coupon_id is not None and not looks_like_id(coupon_id):
@@ -301,6 +448,8 @@ class RedemptionRepository:
             query = query.where(r.user_id == user_id)
         if status is not None:
             query = query.where(r.status == status)
+        if code is not None:
+            query = query.where(r.code == code)
         rows = self.conn.execute(query.order_by(r.seq).limit(limit))
         return [(row.seq, _row_to_redemption(row)) for row in rows]
 
@@ -371,13 +520,19 @@ class RedemptionRepository:
 def counts_by_coupon(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
     """For `couponry check`: each coupon's counters beside what its redemptions say."""
     r = redemptions.c
+    holding = r.status.in_(HOLDING)
+    by_status = [
+        func.sum(case((r.status == status, 1), else_=0)).label(f"n_{status}")
+        for status in STATUS_COUNTERS
+    ]
     held = (
         select(
             r.coupon_id,
-            func.count().label("uses"),
-            func.coalesce(func.sum(r.credit_units), 0).label("credit"),
+            func.sum(case((holding, 1), else_=0)).label("uses"),
+            func.sum(case((holding, r.credit_units), else_=0)).label("credit"),
+            func.sum(case((holding, r.discount_units), else_=0)).label("given"),
+            *by_status,
         )
-        .where(r.status.in_(("applied", "pending_approval")))
         .group_by(r.coupon_id)
         .subquery()
     )
@@ -392,8 +547,16 @@ def counts_by_coupon(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
         c.remaining_units,
         c.credit_drawn_units,
         c.coupon_type,
+        c.budget_units,
+        c.given_units,
+        *(c[name] for name in STATUS_COUNTERS.values()),
         func.coalesce(held.c.uses, 0).label("held_uses"),
         func.coalesce(held.c.credit, 0).label("held_credit"),
+        func.coalesce(held.c.given, 0).label("held_given"),
+        *(
+            func.coalesce(held.c[f"n_{status}"], 0).label(f"n_{status}")
+            for status in STATUS_COUNTERS
+        ),
     ).select_from(coupons.outerjoin(held, held.c.coupon_id == c.id))
     if tenant_id is not None:
         query = query.where(c.tenant_id == tenant_id)
@@ -409,7 +572,7 @@ def user_counts(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
     r = redemptions.c
     u = coupon_user_uses.c
     held_query = select(r.coupon_id, r.user_id, func.count().label("uses")).where(
-        r.status.in_(("applied", "pending_approval"))
+        r.status.in_(HOLDING)
     )
     if tenant_id is not None:
         held_query = held_query.where(r.tenant_id == tenant_id)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -140,6 +141,22 @@ coupons = Table(
     Column("credit_drawn_units", BigInteger, nullable=False, server_default=text("0")),
     # What the last claim drew: set in the same UPDATE so RETURNING can report it.
     Column("last_draw_units", BigInteger, nullable=True),
+    # SPEC 10's budget: what the coupon may give in all, and what its applied, pending and
+    # held redemptions were given (kept by the claims, so a claim can cap a discount to the
+    # budget in one statement, and stats need not sum the redemptions).
+    Column("budget_units", BigInteger, nullable=True),
+    Column("given_units", BigInteger, nullable=False, server_default=text("0")),
+    # Redemptions by status, kept by the claims and transitions for stats (the applied ones
+    # are times_used less the pending and held, as those three hold a use).
+    Column("pending_count", Integer, nullable=False, server_default=text("0")),
+    Column("held_count", Integer, nullable=False, server_default=text("0")),
+    Column("rolled_back_count", Integer, nullable=False, server_default=text("0")),
+    Column("rejected_count", Integer, nullable=False, server_default=text("0")),
+    Column("released_count", Integer, nullable=False, server_default=text("0")),
+    # The coupon's campaign codes: how many, how many active, how many used at least once.
+    Column("codes_total", Integer, nullable=False, server_default=text("0")),
+    Column("codes_active", Integer, nullable=False, server_default=text("0")),
+    Column("codes_used", Integer, nullable=False, server_default=text("0")),
     Column("redeemed", Boolean, nullable=False),
     Column("sys_locked", Boolean, nullable=False),
     Column("sys_version", Integer, nullable=False),
@@ -249,6 +266,19 @@ redemptions = Table(
     Index("ix_redemptions_tenant_seq", "tenant_id", "seq"),
     Index("ix_redemptions_coupon_status", "coupon_id", "status"),
     Index("ix_redemptions_tenant_user_seq", "tenant_id", "user_id", "seq"),
+    Index("ix_redemptions_tenant_code_seq", "tenant_id", "code", "seq"),
+)
+
+# Redemptions made per coupon and UTC day, whatever their status now (SPEC 10's stats): kept
+# by the claims, so stats read at most 90 rows instead of the coupon's redemptions.
+coupon_days = Table(
+    "coupon_days",
+    metadata,
+    Column("coupon_id", String(19), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("tenant_id", String(63), nullable=False),
+    Column("redemptions", Integer, nullable=False),
+    Column("discount_units", BigInteger, nullable=False),
 )
 
 # Uses per (coupon, user) that hold a use (applied or pending): the per-user limit is claimed

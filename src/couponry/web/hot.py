@@ -112,20 +112,21 @@ async def redeem(request: Request) -> Response:
         cart = parse_cart(doc)
     except CouponryError as error:
         held = error
-    principal, coupon = await redemption_svc.read_for_redeem(
+    principal, coupon, code = await redemption_svc.read_for_redeem(
         adb, key=api_key, tenant_id=tenant_id, code=cart.code if cart else ""
     )
     check_access(principal, tenant_id, CHECKOUT)
     if held is not None:
         raise held
     assert cart is not None
-    if coupon is None or not redemption_svc.takes_hot_path(coupon):
+    if coupon is None or code is None or not redemption_svc.takes_hot_path(coupon):
         return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
     outcome = await rest_redemptions.counted(
         redemption_svc.redeem_hot(
             adb,
             tenant=principal.tenant,
             coupon=coupon,
+            code=code,
             cart=cart,
             doc=doc,
             idempotency_key=idempotency_key,

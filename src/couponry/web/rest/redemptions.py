@@ -242,6 +242,7 @@ async def list_redemptions(
     coupon_id: str | None = Query(None),
     user_id: str | None = Query(None),
     status: str | None = Query(None),
+    code: str | None = Query(None, description="the code redeemed (any case)"),
     x_exclusive_start_key: str | None = Header(None),
 ) -> Response:
     size = p.query_limit(limit)
@@ -249,7 +250,7 @@ async def list_redemptions(
     if status is not None and status not in STATUSES:
         message = "must be one of: " + ", ".join(STATUSES)
         raise InvalidQuery(f"status {message}.", [FieldProblem("status", message)])
-    filters = {"coupon_id": coupon_id, "user_id": user_id, "status": status}
+    filters = {"coupon_id": coupon_id, "user_id": user_id, "status": status, "code": code}
     page: Page[Redemption] = await p.in_thread(
         lambda: svc.list_redemptions(
             _db(request), tenant_id=tenant_id, after_seq=after, limit=size, filters=filters

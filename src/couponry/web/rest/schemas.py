@@ -111,6 +111,9 @@ class _CouponFields(BaseModel):
     add_user_to_coupons_group: bool | None = False
     require_approval: bool | None = False
     preview_access_only: bool | None = False
+    budget_amount: Money | None = Field(
+        None, description="what the coupon may give in all (SPEC 10); > 0"
+    )
 
 
 class CouponWrite(_CouponFields):
@@ -159,8 +162,10 @@ class CouponRead(BaseModel):
     add_user_to_coupons_group: bool
     require_approval: bool
     preview_access_only: bool
+    budget_amount: float | None
     times_used: int
     remaining_amount: float | None
+    budget_remaining: float | None
     sys_version: int
     sys_created_at: Instant
     sys_last_modified_at: Instant
