@@ -168,6 +168,84 @@ def test_limits_are_exact_under_load(database_url: str) -> None:
         assert_check_passes(database_url, tenant)
 
 
+def add_codes(server: Server, ids: dict[str, str], coupon_id: str, codes: list[str]) -> None:
+    reply = httpx.post(
+        f"{server.base}/coupons/{ids['tenant']}/{coupon_id}/codes",
+        json={"codes": codes, "max_uses": 1},
+        headers={"Authorization": ids["key"]},
+        timeout=30,
+    )
+    assert reply.status_code == 201, reply.text
+
+
+def code_uses(server: Server, ids: dict[str, str], coupon_id: str) -> dict[str, int]:
+    reply = httpx.get(
+        f"{server.base}/coupons/{ids['tenant']}/{coupon_id}/codes?limit=1000",
+        headers={"Authorization": ids["key"]},
+    )
+    return {c["code"]: c["times_used"] for c in reply.json()}
+
+
+def test_campaign_codes_and_budgets_are_exact_under_load(database_url: str) -> None:
+    """SPEC 10 under load: 50 single-use codes against 200 buyers give exactly 50 (with and
+    without a usage limit on the coupon, so both claim paths are hammered), and a budget's
+    discounts add up to it to the cent."""
+    requests = 200
+    with two_servers(database_url) as (ids, tenant, servers):
+        codes = [f"SINGLE-{n:02d}" for n in range(50)]
+        open_coupon = make_coupon(
+            servers[0], ids, {"code": "CAMPAIGN-OPEN", "coupon_type": "USAGE"}
+        )
+        add_codes(servers[0], ids, open_coupon["id"], codes)
+        carts = [cart(codes[i % 50].lower(), f"buyer-{i}") for i in range(requests)]
+        results = hammer(servers, ids, carts)
+        statuses = Counter(status for status, _ in results)
+        assert statuses == {201: 50, 409: requests - 50}, statuses
+        assert {b["error"]["code"] for s, b in results if s == 409} == {"code_used_up"}
+        assert sorted(b["code"] for s, b in results if s == 201) == codes
+        assert set(code_uses(servers[1], ids, open_coupon["id"]).values()) == {1}
+        coupon, records = state(servers[1], ids, open_coupon["id"])
+        assert coupon["times_used"] == 50 and len(records) == 50
+
+        # the coupon's usage limit (30) binds before the codes do
+        limited = make_coupon(
+            servers[1], ids, {"code": "CAMPAIGN-30", "coupon_type": "USAGE", "usage_limit": 30}
+        )
+        limited_codes = [f"LIMITED-{n:02d}" for n in range(50)]
+        add_codes(servers[1], ids, limited["id"], limited_codes)
+        carts = [cart(limited_codes[i % 50], f"buyer-{i}") for i in range(requests)]
+        results = hammer(servers, ids, carts)
+        assert Counter(status for status, _ in results)[201] == 30
+        refusals = {b["error"]["code"] for s, b in results if s != 201}
+        assert refusals <= {"usage_limit_reached", "code_used_up"}, refusals
+        uses = code_uses(servers[0], ids, limited["id"])
+        assert sum(uses.values()) == 30 and max(uses.values()) == 1
+        coupon, records = state(servers[0], ids, limited["id"])
+        assert coupon["times_used"] == 30 and len(records) == 30
+
+        # a budget of 100.00 given in discounts of 7.00: 14 full and one of 2.00
+        budget = make_coupon(
+            servers[0],
+            ids,
+            {
+                "code": "BUDGET-100",
+                "coupon_type": "AMOUNT",
+                "value_amount": "7.00",
+                "budget_amount": "100.00",
+            },
+        )
+        results = hammer(servers, ids, [cart("BUDGET-100", f"b{i}") for i in range(requests)])
+        given = [Decimal(b["discount_total"]) for s, b in results if s == 201]
+        assert sum(given) == Decimal("100.00")
+        assert sorted(given) == [Decimal("2.00")] + [Decimal("7.00")] * 14
+        assert {b["error"]["code"] for s, b in results if s != 201} == {"budget_exhausted"}
+        coupon, records = state(servers[1], ids, budget["id"])
+        assert coupon["budget_remaining"] == 0
+        assert sum(Decimal(r["discount_total"]) for r in records) == Decimal("100.00")
+
+        assert_check_passes(database_url, tenant)
+
+
 def test_sigkill_mid_load_leaves_records_and_counters_agreeing(database_url: str) -> None:
     with two_servers(database_url) as (ids, tenant, servers):
         coupon = make_coupon(

@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import select, update
 
 from couponry.errors import CouponryError
+from couponry.services import codes as code_svc
 from couponry.services import coupons as coupon_svc
 from couponry.services import redemptions as svc
 from couponry.services.tenants import get_tenant
 from couponry.store.db import Database
 from couponry.store.redemption_repo import RedemptionRepository
-from couponry.store.tables import coupons
+from couponry.store.tables import coupon_codes, coupons
 from tests.conftest import TenantKeys, now
 
 LIMIT = 10
@@ -94,3 +95,44 @@ def test_one_statement_claim_is_exact_and_read_then_write_is_not(
     monkeypatch.setattr(RedemptionRepository, "claim_use", patched)
     overshoot = redeem_all(db, tenant, "NAIVE-CLAIM")
     assert overshoot > LIMIT, f"the read-then-write gave {overshoot}: the race was not exercised"
+
+
+def naive_code_claim(self: RedemptionRepository, coupon_id: str, code: str, **_: Any) -> Any:
+    """The same bug for a campaign code's max_uses: read its uses, decide, then write."""
+    k = coupon_codes.c
+    mine = (k.tenant_id == self.tenant_id, k.coupon_id == coupon_id, k.code_normalized == code)
+    row = self.conn.execute(select(k.times_used, k.max_uses).where(*mine)).one()
+    if row.max_uses is not None and row.times_used >= row.max_uses:
+        return None
+    time.sleep(0.005)
+    self.conn.execute(update(coupon_codes).where(*mine).values(times_used=k.times_used + 1))
+    return row.times_used + 1
+
+
+def test_a_code_claim_is_exact_and_read_then_write_is_not(
+    backend: str, db: Database, tenant: TenantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every buyer types the same single-use campaign code at once."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises write transactions; the race needs PostgreSQL")
+    owner = get_tenant(db, tenant_id=tenant.tenant_id)
+    for own, code in (("REAL-OWN", "REAL-CODE"), ("NAIVE-OWN", "NAIVE-CODE")):
+        coupon = coupon_svc.create_coupon(
+            db,
+            tenant=owner,
+            actor_id="t",
+            doc={"code": own, "coupon_type": "USAGE"},
+            now=now(),
+        )
+        code_svc.add_codes(
+            db,
+            tenant_id=tenant.tenant_id,
+            coupon_id=coupon.id,
+            doc={"codes": [code], "max_uses": 1},
+            now=now(),
+        )
+    assert redeem_all(db, tenant, "REAL-CODE") == 1
+    patched: Callable[..., Any] = naive_code_claim
+    monkeypatch.setattr(RedemptionRepository, "claim_code_use", patched)
+    overshoot = redeem_all(db, tenant, "NAIVE-CODE")
+    assert overshoot > 1, f"the read-then-write gave {overshoot}: the race was not exercised"

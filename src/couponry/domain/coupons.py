@@ -564,14 +564,19 @@ def check_change_allowed(current: Coupon, new: CouponFields) -> None:
     check_budget_change(current.given, new.budget_amount)
 
 
+_CENT = Decimal("0.01")
+
+
 def check_budget_change(given: Decimal, budget: Decimal | None) -> None:
     """A budget can never be set below what its coupon has already given (SPEC 10)."""
     if budget is not None and budget < given:
+        exponent = given.as_tuple().exponent
+        shown = given if isinstance(exponent, int) and exponent < -2 else given.quantize(_CENT)
         raise InvalidInput(
             details=[
                 FieldProblem(
                     "budget_amount",
-                    f"must be at least what the coupon has already given ({given})",
+                    f"must be at least what the coupon has already given ({shown})",
                 )
             ]
         )
