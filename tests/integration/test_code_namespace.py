@@ -8,9 +8,10 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
 from couponry.services.check import check_invariants
+from couponry.store.code_repo import CodeRepository
 from couponry.store.db import Database
 from couponry.store.migrate import upgrade
 from couponry.store.tables import coupon_codes
@@ -26,21 +27,10 @@ def _create(api: Api, tenant: TenantKeys, code: str) -> Any:
 
 
 def _campaign_code(db: Database, tenant: TenantKeys, coupon_id: str, code: str) -> None:
-    """A campaign code as step 2's calls will write it (until they exist)."""
+    """A campaign code, written as POST .../codes writes it."""
     with db.transaction() as conn:
-        conn.execute(
-            insert(coupon_codes),
-            {
-                "tenant_id": tenant.tenant_id,
-                "coupon_id": coupon_id,
-                "code": code,
-                "code_normalized": code.lower(),
-                "own": False,
-                "max_uses": 1,
-                "times_used": 0,
-                "is_active": True,
-                "created_at": datetime.now(UTC),
-            },
+        CodeRepository(conn, tenant.tenant_id).add(
+            coupon_id, [code], max_uses=1, now=datetime.now(UTC)
         )
 
 
