@@ -352,6 +352,11 @@ class InvalidRedemptionState(Conflict):
     code = "invalid_redemption_state"
 
 
+class HoldExpired(Conflict):
+    code = "hold_expired"
+    default_message = "This hold expired before it was confirmed; its claims were given back."
+
+
 class ApproverNotAllowed(Forbidden):
     code = "approver_not_allowed"
     default_message = "The approver must be a tenant admin or an admin of the authorized group."

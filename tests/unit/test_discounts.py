@@ -19,15 +19,17 @@ from couponry.domain.discounts import Quote, check_usable, quote
 from couponry.domain.money import minor_unit
 from couponry.domain.redemptions import (
     APPLIED,
+    HELD,
     PENDING,
     REJECTED,
+    RELEASED,
     ROLLED_BACK,
     Redemption,
     money_text,
     plan,
     request_hash,
 )
-from couponry.errors import InvalidInput, InvalidRedemptionState, UnknownField
+from couponry.errors import HoldExpired, InvalidInput, InvalidRedemptionState, UnknownField
 from couponry.web.jsonio import parse_json
 
 D = Decimal
@@ -892,10 +894,10 @@ def test_plan_every_action_and_state(
     r = redemption(status, approved=approved)
     if expected == "409":
         with pytest.raises(InvalidRedemptionState) as caught:
-            plan(action, r)
+            plan(action, r, now=NOW)
         assert caught.value.code == "invalid_redemption_state"
         return
-    step = plan(action, r)
+    step = plan(action, r, now=NOW)
     if expected is None:
         assert step is None
         return
@@ -903,9 +905,58 @@ def test_plan_every_action_and_state(
     assert (step.source, step.target, step.releases, step.applies_effects) == expected
 
 
+def hold(status: str, *, ends: datetime, updated: datetime = NOW) -> Redemption:
+    return replace(redemption(status), hold_expires_at=ends, updated_at=updated)
+
+
+@pytest.mark.parametrize("needs_approval", [False, True])
+def test_confirm_moves_a_hold_before_its_end_only(needs_approval: bool) -> None:
+    target = PENDING if needs_approval else APPLIED
+    live = hold(HELD, ends=NOW + timedelta(seconds=1))
+    step = plan("confirm", live, now=NOW, needs_approval=needs_approval)
+    assert step is not None
+    assert (step.source, step.target, step.releases) == (HELD, target, False)
+    assert step.applies_effects is (not needs_approval)
+    ended = hold(HELD, ends=NOW)  # the instant itself is too late
+    with pytest.raises(HoldExpired):
+        plan("confirm", ended, now=NOW, needs_approval=needs_approval)
+
+
+def test_confirm_repeats_and_refusals() -> None:
+    ends = NOW + timedelta(seconds=30)
+    for status in (APPLIED, PENDING, ROLLED_BACK, REJECTED):  # confirmed once, maybe moved on
+        assert plan("confirm", hold(status, ends=ends), now=NOW) is None
+    expired = hold(RELEASED, ends=NOW - timedelta(seconds=5), updated=NOW - timedelta(seconds=4))
+    with pytest.raises(HoldExpired):
+        plan("confirm", expired, now=NOW)
+    let_go = hold(RELEASED, ends=NOW + timedelta(seconds=50), updated=NOW)  # a release
+    with pytest.raises(InvalidRedemptionState) as caught:
+        plan("confirm", let_go, now=NOW)
+    assert caught.value.code == "invalid_redemption_state"
+    with pytest.raises(InvalidRedemptionState):
+        plan("confirm", redemption(APPLIED), now=NOW)  # never a hold
+
+
+def test_release_moves_only_a_hold() -> None:
+    step = plan("release", hold(HELD, ends=NOW + timedelta(seconds=9)), now=NOW)
+    assert step is not None
+    assert (step.source, step.target, step.releases, step.applies_effects) == (
+        HELD,
+        RELEASED,
+        True,
+        False,
+    )
+    assert plan("release", hold(RELEASED, ends=NOW), now=NOW) is None
+    for status in (APPLIED, PENDING, REJECTED, ROLLED_BACK):
+        with pytest.raises(InvalidRedemptionState):
+            plan("release", redemption(status), now=NOW)
+    with pytest.raises(InvalidRedemptionState):
+        plan("rollback", hold(HELD, ends=NOW + timedelta(seconds=9)), now=NOW)
+
+
 def test_plan_refuses_unknown_actions() -> None:
     with pytest.raises(InvalidRedemptionState):
-        plan("delete", redemption(APPLIED))
+        plan("delete", redemption(APPLIED), now=NOW)
 
 
 # --- idempotency: the request hash ------------------------------------------------------------

@@ -10,6 +10,9 @@ from typing import Any
 from couponry.domain.fields import Problems, check_enum, check_int, check_money, check_text
 from couponry.domain.money import MAX_AMOUNT
 
+# The range of a hold (SPEC 11.1); also in domain.redemptions, which imports the cart.
+MIN_HOLD_SECONDS, MAX_HOLD_SECONDS = 60, 86_400
+
 LINE_KINDS = (
     "course_session",
     "program_session",
@@ -27,7 +30,7 @@ MAX_QUANTITY = 100_000
 # stored amount: then every discount, credit draw and recorded total fits the store (1/10,000
 # units in a 64-bit integer) and a JSON number exactly, and validate and redeem agree.
 MAX_TOTAL = MAX_AMOUNT
-_CART_KEYS = {"code", "user_id", "membership_status", "lines"}
+_CART_KEYS = {"code", "user_id", "membership_status", "lines", "hold_seconds"}
 _LINE_KEYS = {
     "line_id",
     "kind",
@@ -62,6 +65,7 @@ class Cart:
     user_id: str
     membership_status: str | None
     lines: tuple[CartLine, ...]
+    hold_seconds: int | None = None  # make a hold (SPEC 11.1) rather than apply
 
 
 def parse_cart(doc: Any) -> Cart:
@@ -80,9 +84,20 @@ def parse_cart(doc: Any) -> Cart:
     if status is not None:
         status = check_enum(status, "membership_status", problems, MEMBERSHIP_STATUSES)
     lines = _lines(doc.get("lines"), problems)
+    hold = doc.get("hold_seconds")
+    if hold is not None:
+        hold = check_int(
+            hold, "hold_seconds", problems, minimum=MIN_HOLD_SECONDS, maximum=MAX_HOLD_SECONDS
+        )
     problems.raise_if_any()
     assert code is not None and user_id is not None
-    return Cart(code=code, user_id=user_id, membership_status=status, lines=tuple(lines))
+    return Cart(
+        code=code,
+        user_id=user_id,
+        membership_status=status,
+        lines=tuple(lines),
+        hold_seconds=hold,
+    )
 
 
 def _lines(raw: Any, problems: Problems) -> list[CartLine]:

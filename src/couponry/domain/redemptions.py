@@ -12,14 +12,16 @@ from typing import Any
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.fields import format_instant
 from couponry.domain.money import minor_unit
-from couponry.errors import InvalidRedemptionState
+from couponry.errors import HoldExpired, InvalidRedemptionState
 
 APPLIED = "applied"
 PENDING = "pending_approval"
 REJECTED = "rejected"
 ROLLED_BACK = "rolled_back"
-STATUSES = (APPLIED, PENDING, REJECTED, ROLLED_BACK)
-HOLDING = (APPLIED, PENDING)  # these hold a use and their credit
+HELD = "held"  # claimed while the customer pays (SPEC 11.1)
+RELEASED = "released"
+STATUSES = (APPLIED, PENDING, REJECTED, ROLLED_BACK, HELD, RELEASED)
+HOLDING = (APPLIED, PENDING, HELD)  # these hold a use, their credit and what they gave
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Redemption:
     approved_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    hold_expires_at: datetime | None = None  # set on a redemption made as a hold
+    checkout_id: str | None = None  # shared by the redemptions of one multi-code request
 
 
 def money_text(amount: Decimal, currency: str) -> str:
@@ -59,7 +63,9 @@ def discount_line_view(line: dict[str, Any] | None, currency: str) -> dict[str, 
 
 
 def redemption_view(r: Redemption, currency: str) -> dict[str, Any]:
-    return {
+    """The view; `hold_expires_at` and `checkout_id` only when set, so the reply for one
+    code without a hold stays exactly what SPEC 6 gives (integrations parse it)."""
+    view = {
         "id": r.id,
         "coupon_id": r.coupon_id,
         "code": r.code,
@@ -76,6 +82,11 @@ def redemption_view(r: Redemption, currency: str) -> dict[str, Any]:
         "created_at": format_instant(r.created_at),
         "updated_at": format_instant(r.updated_at),
     }
+    if r.hold_expires_at is not None:
+        view["hold_expires_at"] = format_instant(r.hold_expires_at)
+    if r.checkout_id is not None:
+        view["checkout_id"] = r.checkout_id
+    return view
 
 
 @dataclass(frozen=True)
@@ -88,8 +99,12 @@ class Transition:
     applies_effects: bool  # group effects happen now
 
 
-def plan(action: str, r: Redemption) -> Transition | None:
-    """The transition, None when it already happened (a repeat), or InvalidRedemptionState."""
+def plan(
+    action: str, r: Redemption, *, now: datetime, needs_approval: bool = False
+) -> Transition | None:
+    """The transition, None when it already happened (a repeat), or InvalidRedemptionState
+    (HoldExpired for a confirm after the hold's end). `needs_approval`: a confirmed hold
+    becomes pending_approval rather than applied."""
     if action == "approve":
         if r.status == PENDING:
             return Transition(PENDING, APPLIED, releases=False, applies_effects=True)
@@ -105,8 +120,34 @@ def plan(action: str, r: Redemption) -> Transition | None:
             return Transition(APPLIED, ROLLED_BACK, releases=True, applies_effects=False)
         if r.status == ROLLED_BACK:
             return None
-    hint = " (reject a pending redemption instead)" if action == "rollback" else ""
+    elif action == "confirm":
+        return _plan_confirm(r, now=now, needs_approval=needs_approval)
+    elif action == "release":
+        if r.status == HELD:
+            return Transition(HELD, RELEASED, releases=True, applies_effects=False)
+        if r.status == RELEASED:
+            return None
+    hints = {
+        "rollback": " (reject a pending redemption, release a held one)",
+        "release": " (only a held redemption can be released)",
+    }
+    hint = hints.get(action, "")
     raise InvalidRedemptionState(f"Cannot {action} a redemption that is {r.status}{hint}.")
+
+
+def _plan_confirm(r: Redemption, *, now: datetime, needs_approval: bool) -> Transition | None:
+    expires = r.hold_expires_at
+    if r.status == HELD:
+        assert expires is not None
+        if now >= expires:  # whether or not it has been released yet
+            raise HoldExpired()
+        target = PENDING if needs_approval else APPLIED
+        return Transition(HELD, target, releases=False, applies_effects=target == APPLIED)
+    if expires is not None and r.status in (APPLIED, PENDING, REJECTED, ROLLED_BACK):
+        return None  # confirmed already (and perhaps moved on since): unchanged
+    if r.status == RELEASED and expires is not None and r.updated_at >= expires:
+        raise HoldExpired()  # released because it expired, not by a release
+    raise InvalidRedemptionState(f"Cannot confirm a redemption that is {r.status}.")
 
 
 # What an Idempotency-Key's row says of its first request (idempotency_keys.outcome).

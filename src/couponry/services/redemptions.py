@@ -31,12 +31,14 @@ from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
+    HELD,
     IN_PROGRESS,
     PENDING,
     REDEEMED,
     REFUSED,
     Redemption,
     StoredOutcome,
+    Transition,
     plan,
     redemption_view,
     request_hash,
@@ -68,7 +70,7 @@ from couponry.store.coupon_repo import CouponRepository, could_be_code
 from couponry.store.db import Database
 from couponry.store.group_repo import GroupRepository
 from couponry.store.hot_redemptions import RedemptionWrites, key_with_coupon_by_code
-from couponry.store.redemption_repo import KeyRecord, RedemptionRepository
+from couponry.store.redemption_repo import KeyRecord, RedemptionRepository, expired_holds
 
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
 REFUSAL_TYPES = tuple(REFUSALS.values())
@@ -404,10 +406,12 @@ def _claim_and_record(
     if not draws(coupon):
         return _claim_use_last(conn, repo, tenant, claim, cart, q, now, key, code)
     want = to_units(q.total)
+    status = _status(coupon, cart)
     drawn = repo.claim_use(
         coupon.id,
         want_units=want,
-        pending=coupon.data.require_approval,
+        pending=status == PENDING,
+        held=status == HELD,
         first_code_use=claim.first_code_use,
     )
     if drawn is None:
@@ -464,6 +468,7 @@ def _claim_use_last(
         want_units=None,
         given_units=to_units(q.total),
         pending=redemption.status == PENDING,
+        held=redemption.status == HELD,
         first_code_use=claim.first_code_use,
     )
     if claimed is None:
@@ -550,13 +555,14 @@ def _record(
     line = None
     if d.discount_method == "discount line item" and d.discount_product_id:
         line = {"product_id": d.discount_product_id, "amount": q.total}
+    hold = cart.hold_seconds
     return Redemption(
         id=new_id(),
         tenant_id=tenant.id,
         coupon_id=coupon.id,
         code=code.code,
         user_id=cart.user_id,
-        status=PENDING if d.require_approval else APPLIED,
+        status=_status(coupon, cart),
         access="preview" if d.preview_access_only else "full",
         membership_status=cart.membership_status,
         discount_total=q.total,
@@ -568,7 +574,15 @@ def _record(
         approved_at=None,
         created_at=now,
         updated_at=now,
+        hold_expires_at=None if hold is None else now + timedelta(seconds=hold),
     )
+
+
+def _status(coupon: Coupon, cart: Cart) -> str:
+    """A hold first (approval, if the coupon needs it, comes at its confirm)."""
+    if cart.hold_seconds is not None:
+        return HELD
+    return PENDING if coupon.data.require_approval else APPLIED
 
 
 def _apply_group_effects(
@@ -602,7 +616,8 @@ def change_redemption(
     approver: str | None,
     now: datetime,
 ) -> Redemption:
-    """approve / reject (by an allowed approver) or rollback; a repeat returns it unchanged."""
+    """approve / reject (by an allowed approver), rollback, confirm or release (SPEC 6.4,
+    11.1); a repeat returns it unchanged."""
     with db.transaction() as conn:
         repo = RedemptionRepository(conn, tenant.id)
         current = repo.get(redemption_id, for_update=True)
@@ -611,7 +626,8 @@ def change_redemption(
         coupon = CouponRepository(conn, tenant.id).get_including_deleted(current.coupon_id)
         if action in ("approve", "reject"):
             _check_approver(conn, tenant, coupon, approver or "", now)
-        step = plan(action, current)
+        needs_approval = coupon is not None and coupon.data.require_approval
+        step = plan(action, current, now=now, needs_approval=needs_approval)
         if step is None:
             return current
         approved_by = approver if action == "approve" else None
@@ -620,15 +636,7 @@ def change_redemption(
         ):
             raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
         if step.releases:
-            freed = repo.release_code_use(current.coupon_id, normalise_code(current.code))
-            repo.release_use(
-                current.coupon_id,
-                credit_units=to_units(current.credit),
-                given_units=to_units(current.discount_total),
-                code_freed=freed,
-                moved=(step.source, step.target),
-            )
-            repo.release_user_use(current.coupon_id, current.user_id)
+            _give_back(repo, current, step)
         else:
             repo.count_move(current.coupon_id, step.source, step.target)
         if step.applies_effects and coupon is not None:
@@ -640,6 +648,44 @@ def change_redemption(
             approved_by=approved_by or current.approved_by,
             approved_at=now if approved_by else current.approved_at,
         )
+
+
+def release_expired_holds(db: Database, *, now: datetime, limit: int = 100) -> int:
+    """Release holds whose end has passed (SPEC 11.1); how many this call released.
+
+    Every server process runs it about once a second. Each hold is released in its own
+    transaction, read FOR UPDATE and moved only from `held`, so of two processes (or a
+    confirm) that reach the same hold, exactly one changes it.
+    """
+    with db.reader() as conn:
+        due = expired_holds(conn, now, limit)
+    released = 0
+    for tenant_id, redemption_id in due:
+        with db.transaction() as conn:
+            repo = RedemptionRepository(conn, tenant_id)
+            current = repo.get(redemption_id, for_update=True)
+            if current is None or current.status != HELD:
+                continue  # confirmed, released or swept by another process meanwhile
+            assert current.hold_expires_at is not None and current.hold_expires_at <= now
+            step = plan("release", current, now=now)
+            assert step is not None
+            if repo.move(current.id, source=step.source, target=step.target, now=now):
+                _give_back(repo, current, step)
+                released += 1
+    return released
+
+
+def _give_back(repo: RedemptionRepository, current: Redemption, step: Transition) -> None:
+    """Every claim of a redemption that stops holding a use (reject, rollback, release)."""
+    freed = repo.release_code_use(current.coupon_id, normalise_code(current.code))
+    repo.release_use(
+        current.coupon_id,
+        credit_units=to_units(current.credit),
+        given_units=to_units(current.discount_total),
+        code_freed=freed,
+        moved=(step.source, step.target),
+    )
+    repo.release_user_use(current.coupon_id, current.user_id)
 
 
 def _check_approver(

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from couponry.domain.codes import TypedCode
 from couponry.domain.paging import looks_like_id
-from couponry.domain.redemptions import Redemption, StoredOutcome
+from couponry.domain.redemptions import HELD, Redemption, StoredOutcome
 from couponry.domain.tenants import ApiKeyRecord, Tenant
 from couponry.store.async_db import AsyncDatabase, Query
 from couponry.store.coupon_repo import typed_code
@@ -43,7 +43,7 @@ STORE_OUTCOME = Query(
 _RECORD = (
     "id, tenant_id, coupon_id, code, user_id, status, access, membership_status, "
     "discount_units, credit_units, lines, discount_line, idempotency_key, approved_by, "
-    "approved_at, created_at, updated_at"
+    "approved_at, created_at, updated_at, hold_expires_at, checkout_id"
 )
 # The claims and the record in one statement: a campaign code's use (when the cart named
 # one), the coupon's use, then (only if it was claimed) the user's use, then (only if that was
@@ -71,6 +71,7 @@ def _claim_and_record(by_campaign_code: bool) -> Query:
         "WITH " + code_step + "use AS ("
         " UPDATE coupons SET times_used = coupons.times_used + 1, redeemed = true,"
         " given_units = coupons.given_units + :discount_units,"
+        " held_count = coupons.held_count + :held,"
         f" codes_used = coupons.codes_used + {first_use}"
         + after_code
         + " WHERE coupons.tenant_id = :tenant_id AND coupons.id = :coupon_id"
@@ -112,7 +113,8 @@ SQLITE_CLAIM_CODE = Query(
 )
 SQLITE_CLAIM_USE = Query(
     "UPDATE coupons SET times_used = times_used + 1, redeemed = 1,"
-    " given_units = given_units + :discount_units, codes_used = codes_used + :first_code_use"
+    " given_units = given_units + :discount_units, codes_used = codes_used + :first_code_use,"
+    " held_count = held_count + :held"
     " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
     " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
 )
@@ -224,9 +226,10 @@ class RedemptionWrites:
         """(the code's use claimed, the coupon's use claimed, the user's use claimed): all
         three, and `r` is recorded and counted. The coupon's own code has no use to claim."""
         params: dict[str, Any] = redemption_row(r, self.tenant_id)
-        for instant in ("approved_at", "created_at", "updated_at"):
+        for instant in ("approved_at", "created_at", "updated_at", "hold_expires_at"):
             params[instant] = _naive(params[instant])
         params["user_limit"] = user_limit
+        params["held"] = int(r.status == HELD)
         params["day"] = r.created_at.astimezone(UTC).date()
         by_code = not code.own
         if by_code:

@@ -36,7 +36,14 @@ from sqlalchemy import (
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
-from couponry.domain.redemptions import HOLDING, REDEEMED, REFUSED, Redemption, StoredOutcome
+from couponry.domain.redemptions import (
+    HELD,
+    HOLDING,
+    REDEEMED,
+    REFUSED,
+    Redemption,
+    StoredOutcome,
+)
 from couponry.store.tables import (
     UTCDateTime,
     coupon_user_uses,
@@ -70,6 +77,8 @@ def _row_to_redemption(row: Row[Any]) -> Redemption:
         approved_at=row.approved_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        hold_expires_at=row.hold_expires_at,
+        checkout_id=row.checkout_id,
     )
 
 
@@ -83,11 +92,13 @@ _HAS_USE_LEFT = (
 )
 _given = bindparam("b_given", type_=BigInteger())
 _pending = bindparam("b_pending", type_=Integer())  # 1 when the redemption waits for approval
+_held = bindparam("b_held", type_=Integer())  # 1 when the redemption is a hold
 _first_code_use = bindparam("b_first_code_use", type_=Integer())  # 1: a code's first use
 _COUNTED_CLAIM = {
     "times_used": _c.times_used + 1,
     "redeemed": True,
     "pending_count": _c.pending_count + _pending,
+    "held_count": _c.held_count + _held,
     "codes_used": _c.codes_used + _first_code_use,
 }
 _CLAIM = (
@@ -282,6 +293,8 @@ def redemption_row(r: Redemption, tenant_id: str) -> dict[str, Any]:
         "approved_at": r.approved_at,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "hold_expires_at": r.hold_expires_at,
+        "checkout_id": r.checkout_id,
     }
 
 
@@ -299,6 +312,7 @@ class RedemptionRepository:
         want_units: int | None,
         given_units: int = 0,
         pending: bool = False,
+        held: bool = False,
         first_code_use: bool = False,
     ) -> int | None:
         """Take one use and count what it gives. With `want_units` (a coupon with a credit or
@@ -311,6 +325,7 @@ class RedemptionRepository:
             "b_tenant": self.tenant_id,
             "b_coupon": coupon_id,
             "b_pending": int(pending),
+            "b_held": int(held),
             "b_first_code_use": int(first_code_use),
         }
         if want_units is None:
@@ -607,3 +622,16 @@ def user_counts(conn: Connection, tenant_id: str | None) -> list[Row[Any]]:
         .where(u.coupon_id.is_(None))
     )
     return list(conn.execute(counters)) + list(conn.execute(orphans))
+
+
+def expired_holds(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(tenant_id, id) of held redemptions whose hold ended by `now`, soonest first: read by
+    every server process's sweep (the index on (status, hold_expires_at) serves it)."""
+    r = redemptions.c
+    query = (
+        select(r.tenant_id, r.id)
+        .where(r.status == HELD, r.hold_expires_at <= now)
+        .order_by(r.hold_expires_at)
+        .limit(limit)
+    )
+    return [(row.tenant_id, row.id) for row in conn.execute(query)]

@@ -263,7 +263,13 @@ redemptions = Table(
     Column("approved_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # SPEC 11: when a hold ends unless confirmed; the request that made several redemptions.
+    Column("hold_expires_at", UTCDateTime, nullable=True),
+    Column("checkout_id", String(19), nullable=True),
     Index("ix_redemptions_tenant_seq", "tenant_id", "seq"),
+    # The sweep of expired holds reads (status, hold_expires_at) in every server process.
+    Index("ix_redemptions_status_hold_expires_at", "status", "hold_expires_at"),
+    Index("ix_redemptions_tenant_checkout_id", "tenant_id", "checkout_id"),
     Index("ix_redemptions_coupon_status", "coupon_id", "status"),
     Index("ix_redemptions_tenant_user_seq", "tenant_id", "user_id", "seq"),
     Index("ix_redemptions_tenant_code_seq", "tenant_id", "code", "seq"),

@@ -1,5 +1,7 @@
-"""The job runner each server process runs beside its requests (ARCHITECTURE "Background
-work"): it looks for a job about once a second and runs one at a time in a worker thread."""
+"""The background work each server process runs beside its requests (ARCHITECTURE
+"Background work"): the job runner looks for a job about once a second and runs one at a time
+in a worker thread; the hold sweeper releases expired holds (SPEC 11.1) every few seconds, in
+its own task, so a long job does not delay them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from datetime import UTC, datetime, timedelta
 from starlette.concurrency import run_in_threadpool
 
 from couponry.services import jobs as job_svc
+from couponry.services import redemptions as redemption_svc
 from couponry.store.db import Database
 
 log = logging.getLogger("couponry.jobs")
 POLL_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 5.0
+# SPEC 11.1 allows 60 s after a hold's end; every process sweeps, so this is the worst case.
+SWEEP_SECONDS = 2.0
 
 
 def _now() -> datetime:
@@ -33,16 +38,26 @@ class JobRunner:
         # At most 49 characters (the column holds 64): a pod's hostname can be 63.
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._sweep())]
 
     async def stop(self) -> None:
         """Between two batches the running job is given back for another process to take."""
         self._stop.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await run_in_threadpool(redemption_svc.release_expired_holds, self.db, now=_now())
+            except Exception as exc:  # the database away, say: the next sweep tries again
+                log.warning("hold sweeper: %s: %s", type(exc).__name__, str(exc)[:200])
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                continue
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def _run(self) -> None:
         while not self._stop.is_set():

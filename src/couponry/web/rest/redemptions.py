@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -56,6 +56,9 @@ class CartDoc(BaseModel):
     user_id: str
     membership_status: str | None = None
     lines: list[CartLineDoc]
+    hold_seconds: int | None = Field(
+        None, ge=60, le=86_400, description="hold it while the customer pays (SPEC 11.1)"
+    )
 
 
 class LineDiscountDoc(BaseModel):
@@ -94,6 +97,8 @@ class RedemptionDoc(BaseModel):
     approved_at: str | None
     created_at: str
     updated_at: str
+    hold_expires_at: str | None = Field(None, description="only on a hold")
+    checkout_id: str | None = Field(None, description="only on a multi-code checkout")
 
 
 class ApproverDoc(BaseModel):
@@ -344,3 +349,27 @@ async def rollback(
     request: Request, tenant_id: p.TenantId, redemption_id: str, who: CheckoutKey, raw: Body
 ) -> Response:
     return await _transition(request, who, raw, redemption_id, "rollback")
+
+
+@router.post(
+    "/{tenantId}/{redemption_id}/confirm",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="held -> applied (or pending_approval); 409 hold_expired after its end",
+)
+async def confirm(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _transition(request, who, raw, redemption_id, "confirm")
+
+
+@router.post(
+    "/{tenantId}/{redemption_id}/release",
+    response_model=None,
+    responses={200: {"model": RedemptionDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="held -> released (every claim is given back)",
+)
+async def release(
+    request: Request, tenant_id: p.TenantId, redemption_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _transition(request, who, raw, redemption_id, "release")
