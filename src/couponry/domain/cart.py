@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +30,9 @@ MAX_QUANTITY = 100_000
 # stored amount: then every discount, credit draw and recorded total fits the store (1/10,000
 # units in a 64-bit integer) and a JSON number exactly, and validate and redeem agree.
 MAX_TOTAL = MAX_AMOUNT
-_CART_KEYS = {"code", "user_id", "membership_status", "lines", "hold_seconds"}
+_CART_KEYS = {"code", "codes", "policy", "user_id", "membership_status", "lines", "hold_seconds"}
+MAX_CODES = 5  # in one cart (SPEC 11.2)
+POLICIES = ("all", "partial")
 _LINE_KEYS = {
     "line_id",
     "kind",
@@ -66,6 +68,17 @@ class Cart:
     membership_status: str | None
     lines: tuple[CartLine, ...]
     hold_seconds: int | None = None  # make a hold (SPEC 11.1) rather than apply
+    # Several codes (SPEC 11.2): then `code` is "" and `codes` holds them, in cart order.
+    codes: tuple[str, ...] = ()
+    policy: str = "all"
+
+    @property
+    def several(self) -> bool:
+        return bool(self.codes)
+
+    def with_code(self, code: str) -> Cart:
+        """This cart as if it named one of its codes alone."""
+        return replace(self, code=code, codes=(), policy="all")
 
 
 def parse_cart(doc: Any) -> Cart:
@@ -78,7 +91,7 @@ def parse_cart(doc: Any) -> Cart:
     for key in doc:
         if key not in _CART_KEYS:
             problems.add_unknown(key)
-    code = check_text(doc.get("code"), "code", problems, max_len=64, min_len=1)
+    code, codes, policy = _codes(doc, problems)
     user_id = check_text(doc.get("user_id"), "user_id", problems, max_len=200, min_len=1)
     status = doc.get("membership_status")
     if status is not None:
@@ -97,7 +110,38 @@ def parse_cart(doc: Any) -> Cart:
         membership_status=status,
         lines=tuple(lines),
         hold_seconds=hold,
+        codes=codes,
+        policy=policy,
     )
+
+
+def _codes(doc: Mapping[str, Any], problems: Problems) -> tuple[str | None, tuple[str, ...], str]:
+    """`code`, or `codes` (1 to 5, distinct ignoring case) with a `policy`: never both."""
+    policy = "all"
+    if doc.get("policy") is not None:
+        if "codes" not in doc:
+            problems.add("policy", "is only allowed with codes")
+        policy = check_enum(doc["policy"], "policy", problems, POLICIES) or "all"
+    if "codes" not in doc:
+        return check_text(doc.get("code"), "code", problems, max_len=64, min_len=1), (), policy
+    if "code" in doc:
+        problems.add("code", "give either code or codes, not both")
+    raw = doc["codes"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CODES:
+        problems.add("codes", f"must be an array of 1 to {MAX_CODES} codes")
+        return "", (), policy
+    codes: list[str] = []
+    seen: dict[str, int] = {}
+    for index, value in enumerate(raw):
+        code = check_text(value, f"codes[{index}]", problems, max_len=64, min_len=1)
+        if code is None:
+            continue
+        if code.lower() in seen:
+            problems.add(f"codes[{index}]", f"repeats codes[{seen[code.lower()]}]")
+            continue
+        seen[code.lower()] = index
+        codes.append(code)
+    return "", tuple(codes), policy
 
 
 def _lines(raw: Any, problems: Problems) -> list[CartLine]:

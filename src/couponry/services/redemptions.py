@@ -12,7 +12,7 @@ a replayed outcome exactly as it rendered the first.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -108,6 +108,7 @@ class Validation:
     coupon: Coupon | None
     quote: Quote
     errors: list[CouponryError]
+    code: str | None = None  # the code the cart named, as the tenant's codes spell it
 
 
 # --- validate ------------------------------------------------------------------------------
@@ -128,8 +129,8 @@ def validate_cart(db: Database, *, tenant: Tenant, doc: Any, now: datetime) -> V
             if draws(coupon):
                 q = _credit_quote(conn, tenant, coupon, cart, left_to_draw(coupon))
         except REFUSAL_TYPES as refusal:
-            return Validation(False, coupon, zero, [refusal])
-    return Validation(True, coupon, q, [])
+            return Validation(False, coupon, zero, [refusal], code.code)
+    return Validation(True, coupon, q, [], code.code)
 
 
 def quote_nothing(cart: Cart, currency: str) -> Quote:
@@ -391,12 +392,34 @@ def _claim_and_record(
 ) -> Redemption:
     """Every claim of one redemption, then its record. A refusal raised after a claim leaves
     that claim to the caller's rollback (transaction or savepoint): nothing is undone here."""
-    repo = RedemptionRepository(conn, tenant.id)
     found = CouponRepository(conn, tenant.id).get_by_any_code(cart.code)
     if found is None:
         raise CouponNotFound("No coupon has this code.")
     coupon, code = found
     q = _checked_quote(conn, tenant, coupon, code, cart, now)
+
+    def capped(drawn: Decimal) -> Quote:
+        return _credit_quote(conn, tenant, coupon, cart, drawn)
+
+    return claim_quoted(conn, tenant, coupon, code, cart, q, capped, now, key)
+
+
+def claim_quoted(
+    conn: Connection,
+    tenant: Tenant,
+    coupon: Coupon,
+    code: TypedCode,
+    cart: Cart,
+    q: Quote,
+    capped: Callable[[Decimal], Quote],
+    now: datetime,
+    key: str | None,
+    checkout_id: str | None = None,
+) -> Redemption:
+    """Claim and record one redemption of `coupon` by `code` giving `q` (checked already).
+    A coupon that draws on a credit or a budget may get less than `q`: `capped(drawn)` is
+    then what the cart gets from what was drawn."""
+    repo = RedemptionRepository(conn, tenant.id)
     claim = _Claim(coupon, code, cart.user_id)
     if not code.own:  # every claim takes its rows in one order: code, then coupon and user
         uses = repo.claim_code_use(coupon.id, code.normalized, now=now)
@@ -404,7 +427,7 @@ def _claim_and_record(
             raise _why_not_claimed(conn, tenant.id, claim)
         claim = _Claim(coupon, None, cart.user_id, first_code_use=uses == 1)
     if not draws(coupon):
-        return _claim_use_last(conn, repo, tenant, claim, cart, q, now, key, code)
+        return _claim_use_last(conn, repo, tenant, claim, cart, q, now, key, code, checkout_id)
     want = to_units(q.total)
     status = _status(coupon, cart)
     drawn = repo.claim_use(
@@ -416,7 +439,8 @@ def _claim_and_record(
     )
     if drawn is None:
         raise _why_not_claimed(conn, tenant.id, claim)
-    q = _credit_quote(conn, tenant, coupon, cart, from_units(drawn))
+    if drawn < want:
+        q = capped(from_units(drawn))
     used = to_units(q.total)
     if used == 0 and (want > 0 or coupon.data.coupon_type == "TOTAL_AMOUNT"):
         raise _spent(coupon)
@@ -425,7 +449,7 @@ def _claim_and_record(
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
         raise UserLimitReached()
     credit = from_units(used) if coupon.data.coupon_type == "TOTAL_AMOUNT" else Decimal(0)
-    redemption = _record(coupon, code, cart, q, tenant, now, key, credit)
+    redemption = _record(coupon, code, cart, q, tenant, now, key, credit, checkout_id)
     repo.insert(redemption)
     repo.count_day(redemption)
     if redemption.status == APPLIED:
@@ -455,13 +479,14 @@ def _claim_use_last(
     now: datetime,
     key: str | None,
     code: TypedCode,
+    checkout_id: str | None,
 ) -> Redemption:
     """Without a draw the discount is known up front, so the contended coupon row is
     claimed last: its row lock is then held only until the commit."""
     coupon = claim.coupon
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
         raise _why_not_claimed(conn, tenant.id, claim)
-    redemption = _record(coupon, code, cart, q, tenant, now, key, Decimal(0))
+    redemption = _record(coupon, code, cart, q, tenant, now, key, Decimal(0), checkout_id)
     repo.insert(redemption)
     claimed = repo.claim_use(
         coupon.id,
@@ -550,6 +575,7 @@ def _record(
     now: datetime,
     key: str | None,
     credit: Decimal,
+    checkout_id: str | None = None,
 ) -> Redemption:
     d = coupon.data
     line = None
@@ -575,6 +601,7 @@ def _record(
         created_at=now,
         updated_at=now,
         hold_expires_at=None if hold is None else now + timedelta(seconds=hold),
+        checkout_id=checkout_id,
     )
 
 
@@ -626,28 +653,46 @@ def change_redemption(
         coupon = CouponRepository(conn, tenant.id).get_including_deleted(current.coupon_id)
         if action in ("approve", "reject"):
             _check_approver(conn, tenant, coupon, approver or "", now)
-        needs_approval = coupon is not None and coupon.data.require_approval
-        step = plan(action, current, now=now, needs_approval=needs_approval)
+        step = plan(action, current, now=now, needs_approval=_needs_approval(coupon))
         if step is None:
             return current
-        approved_by = approver if action == "approve" else None
-        if not repo.move(
-            current.id, source=step.source, target=step.target, now=now, approved_by=approved_by
-        ):
-            raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
-        if step.releases:
-            _give_back(repo, current, step)
-        else:
-            repo.count_move(current.coupon_id, step.source, step.target)
-        if step.applies_effects and coupon is not None:
-            _apply_group_effects(conn, tenant.id, coupon, current.user_id, now)
-        return replace(
-            current,
-            status=step.target,
-            updated_at=now,
-            approved_by=approved_by or current.approved_by,
-            approved_at=now if approved_by else current.approved_at,
-        )
+        return apply_step(conn, tenant.id, current, step, coupon, approver, now)
+
+
+def _needs_approval(coupon: Coupon | None) -> bool:
+    return coupon is not None and coupon.data.require_approval
+
+
+def apply_step(
+    conn: Connection,
+    tenant_id: str,
+    current: Redemption,
+    step: Transition,
+    coupon: Coupon | None,
+    approver: str | None,
+    now: datetime,
+) -> Redemption:
+    """Make a planned transition of a redemption read FOR UPDATE: its status, what it gives
+    back, its counters and its group effects."""
+    repo = RedemptionRepository(conn, tenant_id)
+    approved_by = approver if step.target == APPLIED and step.source == PENDING else None
+    if not repo.move(
+        current.id, source=step.source, target=step.target, now=now, approved_by=approved_by
+    ):
+        raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
+    if step.releases:
+        _give_back(repo, current, step)
+    else:
+        repo.count_move(current.coupon_id, step.source, step.target)
+    if step.applies_effects and coupon is not None:
+        _apply_group_effects(conn, tenant_id, coupon, current.user_id, now)
+    return replace(
+        current,
+        status=step.target,
+        updated_at=now,
+        approved_by=approved_by or current.approved_by,
+        approved_at=now if approved_by else current.approved_at,
+    )
 
 
 def release_expired_holds(db: Database, *, now: datetime, limit: int = 100) -> int:

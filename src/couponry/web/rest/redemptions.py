@@ -139,7 +139,7 @@ def _validation_view(result: svc.Validation, tenant: Tenant, doc: Any) -> dict[s
     return {
         "valid": result.valid,
         "coupon_id": coupon.id if coupon else None,
-        "code": coupon.code if coupon else str(doc.get("code")),
+        "code": result.code if result.code is not None else str(doc.get("code")),
         "discount_total": money_text(result.quote.total, currency),
         "lines": lines_view(result.quote.lines, currency),
         "discount_line": discount_line_view(line, currency),
