@@ -289,6 +289,11 @@ class RedemptionNotFound(NotFound):
     default_message = "No such redemption."
 
 
+class CheckoutNotFound(NotFound):
+    code = "checkout_not_found"
+    default_message = "No redemption has this checkout_id."
+
+
 class CouponInactive(Rejected):
     code = "coupon_inactive"
 
@@ -311,6 +316,12 @@ class MembershipStatusMismatch(Rejected):
 
 class CouponNotApplicable(Rejected):
     code = "coupon_not_applicable"
+
+
+class NotCombinable(Rejected):
+    """A code of a multi-code cart that cannot combine with one applied before it."""
+
+    code = "not_combinable"
 
 
 class UsageLimitReached(Conflict):
@@ -378,6 +389,7 @@ REFUSALS: dict[str, type[CouponryError]] = {
         UserLimitReached,
         CreditExhausted,
         BudgetExhausted,
+        NotCombinable,
     )
 }
 

@@ -151,15 +151,16 @@ def _plan_confirm(r: Redemption, *, now: datetime, needs_approval: bool) -> Tran
 
 
 # What an Idempotency-Key's row says of its first request (idempotency_keys.outcome).
-IN_PROGRESS, REDEEMED, REFUSED = 0, 1, 2
+IN_PROGRESS, REDEEMED, REFUSED, CHECKED_OUT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class StoredOutcome:
     """The first request's outcome under an Idempotency-Key, kept to answer its repeats.
 
-    REDEEMED with the JSON of the redemption's view (`redemption_view`), or REFUSED with the
-    JSON of the refusal (`errors.error_document`): what the first caller was told, in domain
+    REDEEMED with the JSON of the redemption's view (`redemption_view`), CHECKED_OUT with the
+    JSON of a multi-code reply (`services.checkouts.checkout_view`), or REFUSED with the JSON
+    of the refusal (`errors.error_document`): what the first caller was told, in domain
     terms; the web layer renders it (status, envelope) exactly as it rendered the first reply.
     """
 

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -31,6 +31,7 @@ from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
+    CHECKED_OUT,
     HELD,
     IN_PROGRESS,
     PENDING,
@@ -72,6 +73,9 @@ from couponry.store.group_repo import GroupRepository
 from couponry.store.hot_redemptions import RedemptionWrites, key_with_coupon_by_code
 from couponry.store.redemption_repo import KeyRecord, RedemptionRepository, expired_holds
 
+if TYPE_CHECKING:
+    from couponry.services.checkouts import Checkout
+
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
 REFUSAL_TYPES = tuple(REFUSALS.values())
 _NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refusals
@@ -81,17 +85,24 @@ _NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refu
 class Outcome:
     """What a redemption request came to; exactly one field is set.
 
-    `redemption`: made now. `refusal`: refused now, under an Idempotency-Key (without a key a
-    refusal rises as the error it is, and nothing is kept). `replayed`: a repeated key, and
-    what its first request came to.
+    `redemption`: made now (`checkout`: several, for a cart of several codes). `refusal`:
+    refused now, under an Idempotency-Key (without a key a refusal rises as the error it is,
+    and nothing is kept). `replayed`: a repeated key, and what its first request came to.
     """
 
     redemption: Redemption | None = None
     refusal: CouponryError | None = None
     replayed: StoredOutcome | None = None
+    checkout: Checkout | None = None  # several codes (SPEC 11.2)
 
     def stored(self, currency: str) -> StoredOutcome:
         """This outcome as it is kept under its Idempotency-Key."""
+        if self.checkout is not None:
+            from couponry.services.checkouts import checkout_view
+
+            return StoredOutcome(
+                CHECKED_OUT, dumps(checkout_view(self.checkout, currency)).decode()
+            )
         if self.redemption is not None:
             view = redemption_view(self.redemption, currency)
             return StoredOutcome(REDEEMED, dumps(view).decode())
@@ -124,8 +135,8 @@ def validate_cart(db: Database, *, tenant: Tenant, doc: Any, now: datetime) -> V
             return Validation(False, None, zero, [CouponNotFound("No coupon has this code.")])
         coupon, code = found
         try:
-            q = _checked_quote(conn, tenant, coupon, code, cart, now)
-            _check_counters(conn, tenant.id, coupon, code, cart.user_id)
+            q = checked_quote(conn, tenant, coupon, code, cart, now)
+            check_counters(conn, tenant.id, coupon, code, cart.user_id)
             if draws(coupon):
                 q = _credit_quote(conn, tenant, coupon, cart, left_to_draw(coupon))
         except REFUSAL_TYPES as refusal:
@@ -137,7 +148,7 @@ def quote_nothing(cart: Cart, currency: str) -> Quote:
     return quote(_NOTHING, cart, currency=currency)
 
 
-def _check_counters(
+def check_counters(
     conn: Connection, tenant_id: str, coupon: Coupon, code: TypedCode | None, user_id: str
 ) -> None:
     """The 409 refusals in SPEC order, read without claiming (`code`: a campaign code whose
@@ -201,7 +212,12 @@ def redeem(
             # A refusal undoes every claim made before it: the transaction rolls back, or
             # (under a key, whose reply is kept) the savepoint does.
             with conn.begin_nested() if key is not None else nullcontext():
-                outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
+                if cart.several:
+                    from couponry.services.checkouts import claim_checkout
+
+                    outcome = Outcome(checkout=claim_checkout(conn, tenant, cart, now, key))
+                else:
+                    outcome = Outcome(redemption=_claim_and_record(conn, tenant, cart, now, key))
         except REFUSAL_TYPES as error:
             if key is None:
                 raise
@@ -396,7 +412,7 @@ def _claim_and_record(
     if found is None:
         raise CouponNotFound("No coupon has this code.")
     coupon, code = found
-    q = _checked_quote(conn, tenant, coupon, code, cart, now)
+    q = checked_quote(conn, tenant, coupon, code, cart, now)
 
     def capped(drawn: Decimal) -> Quote:
         return _credit_quote(conn, tenant, coupon, cart, drawn)
@@ -504,7 +520,7 @@ def _claim_use_last(
     return redemption
 
 
-def _checked_quote(
+def checked_quote(
     conn: Connection,
     tenant: Tenant,
     coupon: Coupon,
@@ -521,7 +537,7 @@ def _checked_quote(
     if d.authorized_group_id is not None:
         found = groups.get_member(d.authorized_group_id, cart.user_id)
         member = found is not None and found.is_current(now)
-    q = quote(d, cart, currency=tenant.currency, group_scope=_group_scope(groups, coupon))
+    q = quote(d, cart, currency=tenant.currency, group_scope=group_scope(groups, coupon))
     refusal = check_usable(d, cart, now=now, is_current_member=member, quote_eligible=q.eligible)
     if refusal is not None:
         raise REFUSALS[refusal.code](refusal.message)
@@ -531,13 +547,13 @@ def _checked_quote(
 def _credit_quote(
     conn: Connection, tenant: Tenant, coupon: Coupon, cart: Cart, budget: Decimal | None
 ) -> Quote:
-    scope = _group_scope(GroupRepository(conn, tenant.id), coupon)
+    scope = group_scope(GroupRepository(conn, tenant.id), coupon)
     return quote(
         coupon.data, cart, currency=tenant.currency, group_scope=scope, budget=budget or Decimal(0)
     )
 
 
-def _group_scope(groups: GroupRepository, coupon: Coupon) -> frozenset[str]:
+def group_scope(groups: GroupRepository, coupon: Coupon) -> frozenset[str]:
     """A GROUP coupon covers its group and every group below it (read only when needed)."""
     d = coupon.data
     if d.entity_type != "GROUP" or d.entity_id is None:
@@ -560,7 +576,7 @@ def _why_not_claimed(conn: Connection, tenant_id: str, claim: _Claim) -> Couponr
         if not code.is_active:
             return CouponInactive("This code has been deactivated.")
     try:
-        _check_counters(conn, tenant_id, current, code, claim.user_id)
+        check_counters(conn, tenant_id, current, code, claim.user_id)
     except REFUSAL_TYPES as refusal:
         return refusal
     return UsageLimitReached()

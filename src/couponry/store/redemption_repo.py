@@ -443,6 +443,20 @@ class RedemptionRepository:
         row = self.conn.execute(query).first()
         return _row_to_redemption(row) if row else None
 
+    def by_checkout(self, checkout_id: str, *, for_update: bool = False) -> list[Redemption]:
+        """A checkout's redemptions, in the order they were made (locked in that order)."""
+        if not looks_like_id(checkout_id):
+            return []
+        query = (
+            select(redemptions)
+            .where(redemptions.c.tenant_id == self.tenant_id)
+            .where(redemptions.c.checkout_id == checkout_id)
+            .order_by(redemptions.c.seq)
+        )
+        if for_update:
+            query = query.with_for_update()
+        return [_row_to_redemption(row) for row in self.conn.execute(query)]
+
     def page(
         self,
         *,

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from couponry.domain.cart import parse_cart
 from couponry.domain.paging import Page
 from couponry.domain.redemptions import (
-    PENDING,
+    CHECKED_OUT,
     REDEEMED,
     STATUSES,
     Redemption,
@@ -25,6 +26,7 @@ from couponry.domain.redemptions import (
 )
 from couponry.domain.tenants import Tenant
 from couponry.errors import REFUSALS, CouponryError, FieldProblem, InvalidInput, InvalidQuery
+from couponry.services import checkouts
 from couponry.services import redemptions as svc
 from couponry.services.tenants import Principal
 from couponry.store.db import Database
@@ -124,6 +126,14 @@ async def validate(
     request: Request, tenant_id: p.TenantId, who: CheckoutKey, raw: Body
 ) -> Response:
     doc = decode_json_body(request, raw)
+    cart = parse_cart(doc)
+    if cart.several:
+        found, stacked = await p.in_thread(
+            lambda: checkouts.validate_checkout(
+                _db(request), tenant=who.tenant, cart=cart, now=p.now()
+            )
+        )
+        return json_response(checkouts.validation_view(found, stacked, who.tenant.currency))
     result = await p.in_thread(
         lambda: svc.validate_cart(_db(request), tenant=who.tenant, doc=doc, now=p.now())
     )
@@ -203,8 +213,10 @@ def outcome_label(outcome: svc.Outcome) -> str:
         return "replayed"
     if outcome.refusal is not None:
         return outcome.refusal.code
+    if outcome.checkout is not None:
+        return "checkout"
     assert outcome.redemption is not None
-    return "pending_approval" if outcome.redemption.status == PENDING else "applied"
+    return outcome.redemption.status
 
 
 def outcome_response(outcome: svc.Outcome, currency: str) -> Response:
@@ -215,6 +227,8 @@ def outcome_response(outcome: svc.Outcome, currency: str) -> Response:
     if outcome.refusal is not None:
         error = outcome.refusal
         return json_response(envelope(error.code, error.message, error.details), status_for(error))
+    if outcome.checkout is not None:
+        return json_response(checkouts.checkout_view(outcome.checkout, currency), 201)
     assert outcome.redemption is not None
     return json_response(redemption_view(outcome.redemption, currency), 201)
 
@@ -223,7 +237,7 @@ def replayed_response(stored: StoredOutcome) -> Response:
     """The first reply rebuilt from its stored outcome: a redemption's view as stored, or a
     refusal's document in its envelope with the status of its code. The document was written
     by the same `dumps` as the first reply, so the bytes are the same."""
-    if stored.outcome == REDEEMED:
+    if stored.outcome in (REDEEMED, CHECKED_OUT):
         status, body = 201, stored.document
     else:
         status = status_for_kind(REFUSALS[json.loads(stored.document)["code"]])
@@ -373,3 +387,56 @@ async def release(
     request: Request, tenant_id: p.TenantId, redemption_id: str, who: CheckoutKey, raw: Body
 ) -> Response:
     return await _transition(request, who, raw, redemption_id, "release")
+
+
+async def _checkout_transition(
+    request: Request, who: Principal, checkout_id: str, action: str
+) -> Response:
+    changed = await p.in_thread(
+        lambda: checkouts.change_checkout(
+            _db(request), tenant=who.tenant, checkout_id=checkout_id, action=action, now=p.now()
+        )
+    )
+    currency = who.tenant.currency
+    return json_response(checkouts.checkout_transition_view(checkout_id, changed, currency))
+
+
+class CheckoutRedemptionsDoc(BaseModel):
+    checkout_id: str
+    redemptions: list[RedemptionDoc]
+
+
+@router.post(
+    "/{tenantId}/checkouts/{checkout_id}/confirm",
+    response_model=None,
+    responses={200: {"model": CheckoutRedemptionsDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="Confirm every held redemption of a checkout (all or nothing)",
+)
+async def confirm_checkout(
+    request: Request, tenant_id: p.TenantId, checkout_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _checkout_transition(request, who, checkout_id, "confirm")
+
+
+@router.post(
+    "/{tenantId}/checkouts/{checkout_id}/release",
+    response_model=None,
+    responses={200: {"model": CheckoutRedemptionsDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="Release every held redemption of a checkout (all or nothing)",
+)
+async def release_checkout(
+    request: Request, tenant_id: p.TenantId, checkout_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _checkout_transition(request, who, checkout_id, "release")
+
+
+@router.post(
+    "/{tenantId}/checkouts/{checkout_id}/rollback",
+    response_model=None,
+    responses={200: {"model": CheckoutRedemptionsDoc}, **errors_doc(*_AUTH, 404, 409)},
+    summary="Roll back every applied redemption of a checkout (all or nothing)",
+)
+async def rollback_checkout(
+    request: Request, tenant_id: p.TenantId, checkout_id: str, who: CheckoutKey, raw: Body
+) -> Response:
+    return await _checkout_transition(request, who, checkout_id, "rollback")
