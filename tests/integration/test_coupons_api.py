@@ -160,6 +160,22 @@ def test_patch_applies_atomically(api: Api, tenant: TenantKeys) -> None:
     assert after["comment"] == "b" and after["sys_version"] == 2 and after["value_percent"] == 10
 
 
+def test_stacking_and_priority_round_trip(api: Api, tenant: TenantKeys) -> None:
+    plain = create(api, tenant)
+    assert plain["stacking"] == "exclusive" and plain["priority"] == 0  # SPEC 11.2 defaults
+    coupon = create(api, tenant, stacking="combinable", priority=-3)
+    url = f"/coupons/{tenant.tenant_id}/{coupon['id']}"
+    assert api.get(url).json()["stacking"] == "combinable"
+    reply = api.patch(url, json=[{"op": "replace", "path": "/priority", "value": 1000}])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["priority"] == 1000 and reply.json()["stacking"] == "combinable"
+    refused = api.patch(url, json=[{"op": "replace", "path": "/priority", "value": 1001}])
+    assert refused.status_code == 422
+    assert [d["field"] for d in refused.json()["error"]["details"]] == ["priority"]
+    assert "between -1000 and 1000" in refused.json()["error"]["details"][0]["message"]
+    assert api.get(url).json()["priority"] == 1000
+
+
 def test_patch_may_read_but_not_write_read_only_fields(api: Api, tenant: TenantKeys) -> None:
     coupon = create(api, tenant)
     url = f"/coupons/{tenant.tenant_id}/{coupon['id']}"

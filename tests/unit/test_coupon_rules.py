@@ -18,6 +18,8 @@ from couponry.domain import fields as f
 from couponry.domain.coupons import (
     CATEGORIES,
     IGNORED_SYS_FIELDS,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
     READ_ONLY_FIELDS,
     Category,
     Coupon,
@@ -25,6 +27,7 @@ from couponry.domain.coupons import (
     check_change_allowed,
     parse_coupon_input,
     remaining_after_change,
+    stored_coupon_view,
 )
 from couponry.domain.money import MAX_AMOUNT, from_units, minor_unit, places, round_money, to_units
 from couponry.errors import (
@@ -102,6 +105,7 @@ def test_minimal_percent_coupon_parses_with_defaults() -> None:
     assert parsed.sys_locked is False
     assert parsed.discount_method == "inline discount"
     assert parsed.applies_to == "all members"
+    assert parsed.stacking == "exclusive" and parsed.priority == 0
     assert parsed.entity_type is None  # defaulted to SITE later, with the tenant at hand
     assert parsed.name is None and parsed.code is None  # generated later
     for flag in (
@@ -149,6 +153,8 @@ def test_full_coupon_round_trips_its_values() -> None:
         preview_access_only=True,
         discount_method="discount line item",
         discount_product_id="prod-9",
+        stacking="combinable",
+        priority=-5,
     )
     parsed = parse(doc)
     assert parsed.name == "Spring sale"
@@ -163,6 +169,7 @@ def test_full_coupon_round_trips_its_values() -> None:
     assert parsed.usage_limit == 10 and parsed.max_uses_per_user == 1
     assert parsed.applies_to == "new members"
     assert parsed.discount_product_id == "prod-9"
+    assert parsed.stacking == "combinable" and parsed.priority == -5
     assert parsed.custom_field_values is not None
     entry = parsed.custom_field_values[0]
     assert entry["custom_field_id"] == "cf-1"
@@ -917,6 +924,72 @@ def test_applies_to_accepted(value: str) -> None:
 @pytest.mark.parametrize("value", ["everyone", "New members", "all", "", None, 1, ["all members"]])
 def test_applies_to_enum(value: Any) -> None:
     assert_refused(percent_coupon(applies_to=value), "applies_to")
+
+
+# --- several codes in one cart (SPEC 11.2) ------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["exclusive", "combinable"])
+def test_stacking_accepted(value: str) -> None:
+    assert parse(percent_coupon(stacking=value)).stacking == value
+
+
+@pytest.mark.parametrize(
+    "value", ["Exclusive", "COMBINABLE", "stackable", "", None, True, 1, ["combinable"]]
+)
+def test_stacking_enum(value: Any) -> None:
+    exc = assert_refused(percent_coupon(stacking=value), "stacking")
+    if value is not None:
+        assert "exclusive, combinable" in exc.details[0].message
+
+
+@pytest.mark.parametrize("value", [PRIORITY_MIN, -1, 0, 1, 7, PRIORITY_MAX])
+def test_priority_accepted(value: int) -> None:
+    assert parse(percent_coupon(priority=value)).priority == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [PRIORITY_MIN - 1, PRIORITY_MAX + 1, 10**30, -(10**30)],
+)
+def test_priority_out_of_range_refused_naming_its_bounds(value: int) -> None:
+    exc = assert_refused(percent_coupon(priority=value), "priority")
+    assert exc.details[0].message == f"must be between {PRIORITY_MIN} and {PRIORITY_MAX}"
+
+
+@pytest.mark.parametrize("value", ["5", Decimal("1.5"), Decimal("2.0"), True, False, None, [1]])
+def test_priority_must_be_a_whole_number(value: Any) -> None:
+    assert_refused(percent_coupon(priority=value), "priority")
+
+
+VIEW_KEPT: dict[str, Any] = {
+    "times_used": 0,
+    "remaining_amount": None,
+    "budget_remaining": None,
+    "sys_version": 1,
+    "sys_created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    "sys_last_modified_at": datetime(2026, 1, 1, tzinfo=UTC),
+    "sys_created_by_id": "k1",
+    "sys_last_modified_by_id": "k1",
+    "sys_deleted_by_id": None,
+}
+
+
+def test_stored_coupon_without_stacking_fields_reads_their_defaults() -> None:
+    # Coupons stored before SPEC 11.2 have no `stacking` or `priority` in their body.
+    older = {k: v for k, v in vars(spring()).items() if k not in ("stacking", "priority")}
+    fields_ = CouponFields.from_stored(older)
+    assert fields_.stacking == "exclusive" and fields_.priority == 0
+    assert fields_ == spring()
+    view = stored_coupon_view("abcd-ef01-2345-6789", older, **VIEW_KEPT)
+    assert view["stacking"] == "exclusive" and view["priority"] == 0
+
+
+def test_stacking_fields_are_shown_as_stored() -> None:
+    data = spring(stacking="combinable", priority=12)
+    view = stored_coupon_view("abcd-ef01-2345-6789", vars(data), **VIEW_KEPT)
+    assert view["stacking"] == "combinable" and view["priority"] == 12
+    assert CouponFields.from_stored(vars(data)) == data
 
 
 GROUP_FLAGS = ["set_membership_expiration", "add_user_to_coupons_group", "require_approval"]

@@ -3,11 +3,15 @@
 Pure arithmetic on decimals: eligibility per line, the larger of two coverages, rounding half-up
 to the currency's minor unit per line, then caps (maximum_discount, credit) taken from the last
 eligible lines first, so line discounts always add up to the total.
+
+A code that follows others in one cart (SPEC 11.2) discounts what they left of each line: the
+`remaining` of `quote` then stands for each line's total wherever the total bases or bounds a
+discount. Coverage (`Quote.eligible`) never depends on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -57,8 +61,8 @@ def _scope_covers(c: CouponFields, line: CartLine, group_scope: frozenset[str]) 
     return False
 
 
-def _scope_discount(c: CouponFields, line: CartLine) -> Decimal:
-    total = line.total
+def _scope_discount(c: CouponFields, line: CartLine, total: Decimal) -> Decimal:
+    """What the scope takes of `total` (what is left of the line)."""
     if c.coupon_type in ("USAGE", "TOTAL_AMOUNT"):
         return total  # the credit caps TOTAL_AMOUNT later
     if c.coupon_type == "PERCENT" and c.value_percent is not None:
@@ -77,8 +81,11 @@ def _passes_filters(cat: Category, info: dict[str, object], line: CartLine) -> b
     return not (type_ids and line.type_id not in type_ids)
 
 
-def _category_discounts(c: CouponFields, lines: Iterable[CartLine]) -> dict[str, Decimal]:
-    """Per line id, what the Rhythm categories take (dues limited to N lines in cart order)."""
+def _category_discounts(
+    c: CouponFields, lines: Iterable[CartLine], remaining: Mapping[str, Decimal] | None
+) -> dict[str, Decimal]:
+    """Per line id, what the Rhythm categories take (dues limited to N lines in cart order,
+    counted on coverage: a line with nothing left still takes one of the N)."""
     found: dict[str, Decimal] = {}
     for cat in CATEGORIES:
         info = getattr(c, cat.info)
@@ -93,20 +100,28 @@ def _category_discounts(c: CouponFields, lines: Iterable[CartLine]) -> dict[str,
                 break
             taken += 1
             amount: Decimal = info["amount"]
+            total = _left_of(line, remaining)
             if info["method"] == "percentage":
-                value = line.total * amount / HUNDRED
+                value = total * amount / HUNDRED
             else:
-                value = min(amount * line.quantity, line.total)
+                value = min(amount * line.quantity, total)
             found[line.line_id] = max(found.get(line.line_id, ZERO), value)
     return found
 
 
-def _round_line(value: Decimal, line_total: Decimal, currency: str) -> Decimal:
+def _round_line(value: Decimal, line_left: Decimal, currency: str) -> Decimal:
     rounded = round_money(value, currency)
-    if rounded > line_total:  # a sub-cent line never gives more than it costs
+    if rounded > line_left:  # a sub-cent line (or remainder) never gives more than it has
         places = Decimal(1).scaleb(-minor_unit(currency))
-        rounded = line_total.quantize(places, rounding=ROUND_DOWN)
+        rounded = line_left.quantize(places, rounding=ROUND_DOWN)
     return rounded
+
+
+def _left_of(line: CartLine, remaining: Mapping[str, Decimal] | None) -> Decimal:
+    """What is left to discount of the line: its total, unless earlier codes took some."""
+    if remaining is None:
+        return line.total
+    return remaining.get(line.line_id, line.total)
 
 
 def quote(
@@ -116,12 +131,19 @@ def quote(
     currency: str,
     group_scope: frozenset[str] = frozenset(),
     budget: Decimal | None = None,
+    remaining: Mapping[str, Decimal] | None = None,
 ) -> Quote:
-    """Line discounts for this cart; `budget` is what a credit has left (None: no credit)."""
-    categories = _category_discounts(coupon, cart.lines)
+    """Line discounts for this cart; `budget` is what a credit has left (None: no credit).
+
+    `remaining` is what is left of each line by line id, when earlier codes of the same cart
+    took some (SPEC 11.2); a line it does not name, or None, counts at its whole total. Each
+    line's discount is then at most what is left of it; eligibility is still coverage.
+    """
+    categories = _category_discounts(coupon, cart.lines, remaining)
     raw: list[tuple[CartLine, Decimal | None]] = []
     for line in cart.lines:
-        scope = _scope_discount(coupon, line) if _scope_covers(coupon, line, group_scope) else None
+        covered = _scope_covers(coupon, line, group_scope)
+        scope = _scope_discount(coupon, line, _left_of(line, remaining)) if covered else None
         category = categories.get(line.line_id)
         if scope is None and category is None:
             raw.append((line, None))
@@ -135,7 +157,7 @@ def quote(
         if value is None:
             lines.append(LineDiscount(line.line_id, zero))
             continue
-        give = _round_line(value, line.total, currency)
+        give = _round_line(value, _left_of(line, remaining), currency)
         if left is not None:
             give = min(give, left)
             left -= give
@@ -161,6 +183,11 @@ def _cap(coupon: CouponFields, budget: Decimal | None, currency: str) -> Decimal
 class Refusal:
     code: str
     message: str
+
+
+NOT_APPLICABLE = Refusal(
+    "coupon_not_applicable", "This coupon does not apply to anything in the cart."
+)
 
 
 def check_usable(
@@ -190,7 +217,5 @@ def check_usable(
             "membership_status_mismatch", f"This coupon is only for {coupon.applies_to}."
         )
     if not quote_eligible:
-        return Refusal(
-            "coupon_not_applicable", "This coupon does not apply to anything in the cart."
-        )
+        return NOT_APPLICABLE
     return None

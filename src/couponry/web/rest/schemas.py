@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from couponry.domain.coupons import PRIORITY_MAX, PRIORITY_MIN
+
 Money = float | str
 Instant = str
 
@@ -114,6 +116,17 @@ class _CouponFields(BaseModel):
     budget_amount: Money | None = Field(
         None, description="what the coupon may give in all (SPEC 10); > 0"
     )
+    stacking: Literal["exclusive", "combinable"] = Field(
+        "exclusive",
+        description="several codes in one cart (SPEC 11.2): exclusive combines with nothing, "
+        "combinable with other combinable coupons",
+    )
+    priority: int = Field(
+        0,
+        ge=PRIORITY_MIN,
+        le=PRIORITY_MAX,
+        description="several codes in one cart apply in descending priority, ties in cart order",
+    )
 
 
 class CouponWrite(_CouponFields):
@@ -163,6 +176,8 @@ class CouponRead(BaseModel):
     require_approval: bool
     preview_access_only: bool
     budget_amount: float | None
+    stacking: Literal["exclusive", "combinable"]
+    priority: int
     times_used: int
     remaining_amount: float | None
     budget_remaining: float | None
