@@ -236,6 +236,11 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
+class CouponChanged(Exception):
+    """A coupon was changed (its sys_version moved) between a redemption's read of it and its
+    claim: the claim took nothing, and the redemption is read and decided again."""
+
+
 class CouponLocked(Conflict):
     code = "coupon_locked"
     default_message = "The coupon is locked (sys_locked); unlock it first."

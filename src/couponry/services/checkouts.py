@@ -10,8 +10,8 @@ a savepoint, and a refused code is skipped and reported.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -80,11 +80,18 @@ def _named(code: str, error: CouponryError) -> CouponryError:
 
 
 def quote_checkout(
-    conn: Connection, tenant: Tenant, cart: Cart, now: datetime
+    conn: Connection,
+    tenant: Tenant,
+    cart: Cart,
+    now: datetime,
+    refused: Mapping[int, CouponryError] | None = None,
 ) -> tuple[list[Found], StackResult]:
-    """Each code checked on its own, then stacked; changes nothing."""
+    """Each code checked on its own, then stacked; changes nothing. `refused`: codes (by
+    place in the cart) a claim refused already, so stacking knows they take nothing."""
     found = [_find(conn, tenant, code) for code in cart.codes]
     entries = [_entry(conn, tenant, cart, item, now) for item in found]
+    for index, error in (refused or {}).items():
+        entries[index] = replace(entries[index], refusal=_refusal(error))
     return found, stack(entries, cart, currency=tenant.currency)
 
 
@@ -134,7 +141,7 @@ def _entry(conn: Connection, tenant: Tenant, cart: Cart, item: Found, now: datet
     refusal = None
     try:
         single.checked_quote(conn, tenant, coupon, typed, alone, now)
-        single.check_counters(conn, tenant.id, coupon, typed, cart.user_id)
+        single.check_counters(conn, tenant, coupon, typed, cart.user_id)
     except REFUSAL_TYPES as error:
         refusal = _refusal(error)
     scope = single.group_scope(GroupRepository(conn, tenant.id), coupon)
@@ -148,44 +155,81 @@ def _entry(conn: Connection, tenant: Tenant, cart: Cart, item: Found, now: datet
 def claim_checkout(
     conn: Connection, tenant: Tenant, cart: Cart, now: datetime, key: str | None
 ) -> Checkout:
-    """Every claim of a multi-code redemption in the caller's transaction. Under the policy
-    `all` the first refusal (in cart order) rises, naming its code, and the caller rolls
-    everything back; under `partial` refused codes are skipped."""
-    found, stacked = quote_checkout(conn, tenant, cart, now)
-    partial = cart.policy == "partial"
-    skipped: list[Skipped] = []
+    """Every claim of a multi-code redemption in the caller's transaction.
+
+    `all`: the first refusal (in cart order, then any a claim meets) rises, naming its code,
+    and the caller rolls everything back. `partial`: refused codes are skipped; when a claim
+    is refused, that attempt's claims roll back to a savepoint and the codes are stacked again
+    without it (it may have blocked another code, or taken from what another discounts).
+    """
+    refused: dict[int, CouponryError] = {}
+    checkout_id = new_id()
+    while True:
+        found, stacked = quote_checkout(conn, tenant, cart, now, refused)
+        if cart.policy == "all":
+            _refuse_unless_all_apply(found, stacked)
+            made = _claim_applied(conn, tenant, cart, found, stacked, now, key, checkout_id)
+            break
+        try:
+            with conn.begin_nested():
+                made = _claim_applied(conn, tenant, cart, found, stacked, now, key, checkout_id)
+            break
+        except _ClaimRefused as refusal:
+            refused[refusal.index] = refusal.error
+    skipped = tuple(
+        Skipped(item.code, tuple(_error(e) for e in result.errors))
+        for item, result in zip(found, stacked.codes, strict=True)
+        if not result.applied
+    )
+    if not made:  # every code was refused: nothing to redeem
+        raise _named(skipped[0].code, skipped[0].errors[0])
+    redemptions = tuple(made[i] for i in sorted(made))
+    lines, total = _sum_lines(cart, redemptions, tenant.currency)
+    return Checkout(checkout_id, redemptions, skipped, lines, total)
+
+
+class _ClaimRefused(Exception):
+    def __init__(self, index: int, error: CouponryError) -> None:
+        super().__init__(error.code)
+        self.index = index
+        self.error = error
+
+
+def _refuse_unless_all_apply(found: list[Found], stacked: StackResult) -> None:
     for item, result in zip(found, stacked.codes, strict=True):
         if not result.applied:
-            if not partial:
-                raise _named(item.code, _error(result.errors[0]))
-            skipped.append(Skipped(item.code, tuple(_error(e) for e in result.errors)))
-    checkout_id = new_id()
+            raise _named(item.code, _error(result.errors[0]))
+
+
+def _claim_applied(
+    conn: Connection,
+    tenant: Tenant,
+    cart: Cart,
+    found: list[Found],
+    stacked: StackResult,
+    now: datetime,
+    key: str | None,
+    checkout_id: str,
+) -> dict[int, Redemption]:
+    """Claim every applied code, in the order of their coupons' ids: two checkouts that share
+    coupons take their rows in one order, so they wait for each other instead of deadlocking.
+    A refusal rises named (policy `all`) or as _ClaimRefused (policy `partial`)."""
     made: dict[int, Redemption] = {}
-    # Claimed in the order of their coupons' ids: two checkouts that share coupons take their
-    # rows in one order, so they wait for each other instead of deadlocking.
     order = sorted(
         (i for i, result in enumerate(stacked.codes) if result.applied),
         key=lambda i: (stacked.codes[i].coupon_id or "", i),
     )
     for index in order:
-        item, result = found[index], stacked.codes[index]
-        assert item.coupon is not None and item.typed is not None
+        item = found[index]
         try:
-            with conn.begin_nested() if partial else nullcontext():
-                made[index] = _claim_one(
-                    conn, tenant, cart, item, result.quote, now, key, checkout_id
-                )
+            made[index] = _claim_one(
+                conn, tenant, cart, item, stacked.codes[index].quote, now, key, checkout_id
+            )
         except REFUSAL_TYPES as error:
-            if not partial:
+            if cart.policy == "all":
                 raise _named(item.code, error) from None
-            skipped.append(Skipped(item.code, (error,)))
-    if not made:  # every code was refused: nothing to redeem
-        first = skipped[0]
-        raise _named(first.code, first.errors[0])
-    redemptions = tuple(made[i] for i in sorted(made))
-    lines, total = _sum_lines(cart, redemptions, tenant.currency)
-    skipped.sort(key=lambda s: [c.lower() for c in cart.codes].index(s.code.lower()))
-    return Checkout(checkout_id, redemptions, tuple(skipped), lines, total)
+            raise _ClaimRefused(index, error) from None
+    return made
 
 
 def _claim_one(

@@ -46,6 +46,7 @@ from couponry.store.async_db import AsyncDatabase
 from couponry.store.coupon_repo import CouponRepository, code_taken
 from couponry.store.db import Database
 from couponry.store.hot_reads import key_with_coupon_view
+from couponry.store.redemption_repo import RedemptionRepository
 
 log = logging.getLogger("couponry.services.coupons")
 MAX_BATCH = 100
@@ -287,6 +288,15 @@ def _write(
             f"usage_limit {data.usage_limit} is below the {current.times_used} uses so far.",
             [FieldProblem("usage_limit", f"must be at least {current.times_used}")],
         )
+    per_user = data.max_uses_per_user
+    if per_user is not None and per_user != current.data.max_uses_per_user:
+        # Read under the coupon's lock: a redemption that counted a use has committed.
+        most = RedemptionRepository(conn, tenant.id).most_uses_by_a_user(current.id)
+        if per_user < most:
+            raise UsageLimitBelowUsed(
+                f"max_uses_per_user {per_user} is below the {most} uses of one user so far.",
+                [FieldProblem("max_uses_per_user", f"must be at least {most}")],
+            )
     updated = replace(
         current,
         data=data,

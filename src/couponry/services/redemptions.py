@@ -11,6 +11,7 @@ a replayed outcome exactly as it rendered the first.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, nullcontext
@@ -27,7 +28,7 @@ from couponry.domain.coupons import Coupon, CouponFields, normalise_code
 from couponry.domain.discounts import Quote, check_usable, quote
 from couponry.domain.fields import Problems, check_text
 from couponry.domain.groups import Member, descendants
-from couponry.domain.money import from_units, to_units
+from couponry.domain.money import from_units, minor_unit, to_units
 from couponry.domain.paging import Page, new_id
 from couponry.domain.redemptions import (
     APPLIED,
@@ -50,6 +51,7 @@ from couponry.errors import (
     ApproverNotAllowed,
     BudgetExhausted,
     CodeUsedUp,
+    CouponChanged,
     CouponInactive,
     CouponNotFound,
     CouponryError,
@@ -61,6 +63,7 @@ from couponry.errors import (
     RedemptionNotFound,
     UsageLimitReached,
     UserLimitReached,
+    VersionConflict,
     error_document,
 )
 from couponry.jsontext import dumps
@@ -76,6 +79,7 @@ from couponry.store.redemption_repo import KeyRecord, RedemptionRepository, expi
 if TYPE_CHECKING:
     from couponry.services.checkouts import Checkout
 
+log = logging.getLogger("couponry.redemptions")
 KEY_LIFETIME = timedelta(hours=48)  # SPEC asks for at least 24 hours
 REFUSAL_TYPES = tuple(REFUSALS.values())
 _NOTHING = CouponFields()  # covers nothing: every line quoted at zero, for refusals
@@ -136,7 +140,7 @@ def validate_cart(db: Database, *, tenant: Tenant, doc: Any, now: datetime) -> V
         coupon, code = found
         try:
             q = checked_quote(conn, tenant, coupon, code, cart, now)
-            check_counters(conn, tenant.id, coupon, code, cart.user_id)
+            check_counters(conn, tenant, coupon, code, cart.user_id)
             if draws(coupon):
                 q = _credit_quote(conn, tenant, coupon, cart, left_to_draw(coupon))
         except REFUSAL_TYPES as refusal:
@@ -149,10 +153,16 @@ def quote_nothing(cart: Cart, currency: str) -> Quote:
 
 
 def check_counters(
-    conn: Connection, tenant_id: str, coupon: Coupon, code: TypedCode | None, user_id: str
+    conn: Connection,
+    tenant: Tenant,
+    coupon: Coupon,
+    code: TypedCode | None,
+    user_id: str,
 ) -> None:
     """The 409 refusals in SPEC order, read without claiming (`code`: a campaign code whose
-    use is not claimed yet, else None)."""
+    use is not claimed yet, else None). A credit or budget with less than one minor unit of
+    the tenant's currency left has nothing left: a redeem could draw nothing from it."""
+    tenant_id = tenant.id
     d = coupon.data
     if d.usage_limit is not None and coupon.times_used >= d.usage_limit:
         raise UsageLimitReached()
@@ -161,9 +171,10 @@ def check_counters(
     uses = RedemptionRepository(conn, tenant_id).user_uses(coupon.id, user_id)
     if d.max_uses_per_user is not None and uses >= d.max_uses_per_user:
         raise UserLimitReached()
-    if d.coupon_type == "TOTAL_AMOUNT" and not coupon.remaining_amount:
+    least = Decimal(1).scaleb(-minor_unit(tenant.currency))
+    if d.coupon_type == "TOTAL_AMOUNT" and (coupon.remaining_amount or 0) < least:
         raise CreditExhausted()
-    if coupon.budget_remaining is not None and not coupon.budget_remaining:
+    if coupon.budget_remaining is not None and coupon.budget_remaining < least:
         raise BudgetExhausted()
 
 
@@ -202,6 +213,20 @@ def redeem(
     cart = parse_cart(doc)  # a malformed cart is refused before the key is remembered
     key = _check_key(idempotency_key)
     digest = request_hash(doc) if key else ""
+    for _ in range(_ATTEMPTS):
+        try:
+            return _redeem_once(db, tenant, cart, key, digest, now)
+        except CouponChanged:
+            continue  # everything rolled back, the key's reservation too: read again
+    raise VersionConflict("The coupon kept changing during the redemption; try again.")
+
+
+_ATTEMPTS = 5
+
+
+def _redeem_once(
+    db: Database, tenant: Tenant, cart: Cart, key: str | None, digest: str, now: datetime
+) -> Outcome:
     with db.transaction() as conn:
         repo = RedemptionRepository(conn, tenant.id)
         if key is not None:
@@ -337,7 +362,7 @@ async def _claim_hot(
     if limit is not None and limit < 1:
         raise await _why_not_claimed_hot(writes, coupon, code, cart.user_id)
     code_claimed, coupon_claimed, user_claimed = await writes.claim_and_record(
-        redemption, code, user_limit=limit
+        redemption, code, version=coupon.sys_version, user_limit=limit
     )
     if not code_claimed:  # nothing was written: the counters say why
         raise await _why_not_claimed_hot(writes, coupon, code, cart.user_id)
@@ -360,6 +385,8 @@ async def _why_not_claimed_hot(
     now = await writes.counters(coupon.id, user_id, code or _NO_CODE)
     if now is None or now.deleted_at is not None:
         return CouponNotFound("No coupon has this code.")
+    if now.sys_version != coupon.sys_version:
+        raise CouponChanged()
     if now.usage_limit is not None and now.times_used >= now.usage_limit:
         return UsageLimitReached()
     if code is not None and not code.own:
@@ -440,7 +467,7 @@ def claim_quoted(
     if not code.own:  # every claim takes its rows in one order: code, then coupon and user
         uses = repo.claim_code_use(coupon.id, code.normalized, now=now)
         if uses is None:
-            raise _why_not_claimed(conn, tenant.id, claim)
+            raise _why_not_claimed(conn, tenant, claim)
         claim = _Claim(coupon, None, cart.user_id, first_code_use=uses == 1)
     if not draws(coupon):
         return _claim_use_last(conn, repo, tenant, claim, cart, q, now, key, code, checkout_id)
@@ -448,17 +475,18 @@ def claim_quoted(
     status = _status(coupon, cart)
     drawn = repo.claim_use(
         coupon.id,
+        version=coupon.sys_version,
         want_units=want,
         pending=status == PENDING,
         held=status == HELD,
         first_code_use=claim.first_code_use,
     )
     if drawn is None:
-        raise _why_not_claimed(conn, tenant.id, claim)
+        raise _why_not_claimed(conn, tenant, claim)
     if drawn < want:
         q = capped(from_units(drawn))
     used = to_units(q.total)
-    if used == 0 and (want > 0 or coupon.data.coupon_type == "TOTAL_AMOUNT"):
+    if used == 0 and want > 0:  # what was left rounds to nothing (a free cart wants nothing)
         raise _spent(coupon)
     if used < drawn:
         repo.give_back_credit(coupon.id, drawn - used)
@@ -501,11 +529,12 @@ def _claim_use_last(
     claimed last: its row lock is then held only until the commit."""
     coupon = claim.coupon
     if not repo.claim_user_use(coupon.id, cart.user_id, limit=coupon.data.max_uses_per_user):
-        raise _why_not_claimed(conn, tenant.id, claim)
+        raise _why_not_claimed(conn, tenant, claim)
     redemption = _record(coupon, code, cart, q, tenant, now, key, Decimal(0), checkout_id)
     repo.insert(redemption)
     claimed = repo.claim_use(
         coupon.id,
+        version=coupon.sys_version,
         want_units=None,
         given_units=to_units(q.total),
         pending=redemption.status == PENDING,
@@ -513,7 +542,7 @@ def _claim_use_last(
         first_code_use=claim.first_code_use,
     )
     if claimed is None:
-        raise _why_not_claimed(conn, tenant.id, claim)
+        raise _why_not_claimed(conn, tenant, claim)
     repo.count_day(redemption)
     if redemption.status == APPLIED:
         _apply_group_effects(conn, tenant.id, coupon, cart.user_id, now)
@@ -561,22 +590,24 @@ def group_scope(groups: GroupRepository, coupon: Coupon) -> frozenset[str]:
     return frozenset(descendants([d.entity_id], groups.nodes()))
 
 
-def _why_not_claimed(conn: Connection, tenant_id: str, claim: _Claim) -> CouponryError:
-    """A claim changed no row: say why, in SPEC order, from the counters as they are now."""
-    found = CouponRepository(conn, tenant_id).get_by_any_code(claim.coupon.code)
-    if found is None:
+def _why_not_claimed(conn: Connection, tenant: Tenant, claim: _Claim) -> CouponryError:
+    """A claim changed no row: say why, in SPEC order, from the counters as they are now.
+    Raises CouponChanged when the coupon is no longer as the redemption read it."""
+    current = CouponRepository(conn, tenant.id).get(claim.coupon.id)
+    if current is None:
         return CouponNotFound("No coupon has this code.")
-    current = found[0]
+    if current.sys_version != claim.coupon.sys_version:
+        raise CouponChanged()
     code = None
     if claim.code is not None:
-        now_found = CouponRepository(conn, tenant_id).get_by_any_code(claim.code.code)
+        now_found = CouponRepository(conn, tenant.id).get_by_any_code(claim.code.code)
         if now_found is None or now_found[0].id != current.id:
             return CouponNotFound("No coupon has this code.")
         code = now_found[1]
         if not code.is_active:
             return CouponInactive("This code has been deactivated.")
     try:
-        check_counters(conn, tenant_id, current, code, claim.user_id)
+        check_counters(conn, tenant, current, code, claim.user_id)
     except REFUSAL_TYPES as refusal:
         return refusal
     return UsageLimitReached()
@@ -697,7 +728,7 @@ def apply_step(
     ):
         raise InvalidRedemptionState("The redemption changed meanwhile; read it again.")
     if step.releases:
-        _give_back(repo, current, step)
+        _give_back(repo, current, step, coupon)
     else:
         repo.count_move(current.coupon_id, step.source, step.target)
     if step.applies_effects and coupon is not None:
@@ -722,23 +753,40 @@ def release_expired_holds(db: Database, *, now: datetime, limit: int = 100) -> i
         due = expired_holds(conn, now, limit)
     released = 0
     for tenant_id, redemption_id in due:
-        with db.transaction() as conn:
-            repo = RedemptionRepository(conn, tenant_id)
-            current = repo.get(redemption_id, for_update=True)
-            if current is None or current.status != HELD:
-                continue  # confirmed, released or swept by another process meanwhile
-            assert current.hold_expires_at is not None and current.hold_expires_at <= now
-            step = plan("release", current, now=now)
-            assert step is not None
-            if repo.move(current.id, source=step.source, target=step.target, now=now):
-                _give_back(repo, current, step)
-                released += 1
+        try:
+            released += _release_expired(db, tenant_id, redemption_id, now)
+        except Exception as exc:  # a deadlock, say: the next sweep takes this hold again
+            log.warning("hold %s not released: %s", redemption_id, type(exc).__name__)
     return released
 
 
-def _give_back(repo: RedemptionRepository, current: Redemption, step: Transition) -> None:
-    """Every claim of a redemption that stops holding a use (reject, rollback, release)."""
+def _release_expired(db: Database, tenant_id: str, redemption_id: str, now: datetime) -> int:
+    with db.transaction() as conn:
+        repo = RedemptionRepository(conn, tenant_id)
+        current = repo.get(redemption_id, for_update=True)
+        if current is None or current.status != HELD:
+            return 0  # confirmed, released or swept by another process meanwhile
+        assert current.hold_expires_at is not None and current.hold_expires_at <= now
+        step = plan("release", current, now=now)
+        assert step is not None
+        coupon = CouponRepository(conn, tenant_id).get_including_deleted(current.coupon_id)
+        if not repo.move(current.id, source=step.source, target=step.target, now=now):
+            return 0
+        _give_back(repo, current, step, coupon)
+        return 1
+
+
+def _give_back(
+    repo: RedemptionRepository, current: Redemption, step: Transition, coupon: Coupon | None
+) -> None:
+    """Every claim of a redemption that stops holding a use (reject, rollback, release),
+    taking the rows in the order its coupon's claims take them (code first; then the user's
+    row before the coupon's on the synchronous path without a draw, the coupon's first
+    otherwise), so a give-back and a claim wait for each other instead of deadlocking."""
     freed = repo.release_code_use(current.coupon_id, normalise_code(current.code))
+    user_first = coupon is not None and not draws(coupon) and not takes_hot_path(coupon)
+    if user_first:
+        repo.release_user_use(current.coupon_id, current.user_id)
     repo.release_use(
         current.coupon_id,
         credit_units=to_units(current.credit),
@@ -746,7 +794,8 @@ def _give_back(repo: RedemptionRepository, current: Redemption, step: Transition
         code_freed=freed,
         moved=(step.source, step.target),
     )
-    repo.release_user_use(current.coupon_id, current.user_id)
+    if not user_first:
+        repo.release_user_use(current.coupon_id, current.user_id)
 
 
 def _check_approver(

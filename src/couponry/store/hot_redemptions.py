@@ -76,6 +76,7 @@ def _claim_and_record(by_campaign_code: bool) -> Query:
         + after_code
         + " WHERE coupons.tenant_id = :tenant_id AND coupons.id = :coupon_id"
         " AND coupons.deleted_at IS NULL"
+        " AND coupons.sys_version = :sys_version"
         " AND (coupons.usage_limit IS NULL OR coupons.times_used < coupons.usage_limit)"
         " RETURNING coupons.id"
         "), user_use AS ("
@@ -116,6 +117,7 @@ SQLITE_CLAIM_USE = Query(
     " given_units = given_units + :discount_units, codes_used = codes_used + :first_code_use,"
     " held_count = held_count + :held"
     " WHERE tenant_id = :tenant_id AND id = :coupon_id AND deleted_at IS NULL"
+    " AND sys_version = :sys_version"
     " AND (usage_limit IS NULL OR times_used < usage_limit) RETURNING id"
 )
 SQLITE_CLAIM_USER_USE = Query(
@@ -143,7 +145,8 @@ RELEASE_CODE = Query(
     " AND coupon_id = :coupon_id AND NOT own AND times_used > 0"
 )
 COUNTERS = Query(
-    "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, u.uses, "
+    "SELECT c.times_used, c.usage_limit, c.max_uses_per_user, c.deleted_at, c.sys_version, "
+    "u.uses, "
     "k.coupon_id AS code_coupon, k.is_active AS code_active, k.max_uses AS code_max_uses, "
     "k.times_used AS code_uses "
     "FROM coupons c LEFT JOIN coupon_user_uses u "
@@ -221,7 +224,7 @@ class RedemptionWrites:
         await self.tx.execute(STORE_OUTCOME, params)
 
     async def claim_and_record(
-        self, r: Redemption, code: TypedCode, *, user_limit: int | None
+        self, r: Redemption, code: TypedCode, *, version: int, user_limit: int | None
     ) -> tuple[bool, bool, bool]:
         """(the code's use claimed, the coupon's use claimed, the user's use claimed): all
         three, and `r` is recorded and counted. The coupon's own code has no use to claim."""
@@ -229,6 +232,7 @@ class RedemptionWrites:
         for instant in ("approved_at", "created_at", "updated_at", "hold_expires_at"):
             params[instant] = _naive(params[instant])
         params["user_limit"] = user_limit
+        params["sys_version"] = version
         params["held"] = int(r.status == HELD)
         params["day"] = r.created_at.astimezone(UTC).date()
         by_code = not code.own

@@ -86,6 +86,9 @@ def _row_to_redemption(row: Row[Any]) -> Redemption:
 _c = coupons.c
 # (Bind names may not be column names in an UPDATE: hence the b_ prefix.)
 _ONE_COUPON = (_c.tenant_id == bindparam("b_tenant"), _c.id == bindparam("b_coupon"))
+# A claim holds only while the coupon is as the redemption read it (its rules, limits,
+# budget, code): any change bumps sys_version, and then the claim takes nothing.
+_AS_READ = _c.sys_version == bindparam("b_version", type_=Integer())
 _HAS_USE_LEFT = (
     _c.deleted_at.is_(None),
     _c.usage_limit.is_(None) | (_c.times_used < _c.usage_limit),
@@ -103,7 +106,7 @@ _COUNTED_CLAIM = {
 }
 _CLAIM = (
     update(coupons)
-    .where(*_ONE_COUPON, *_HAS_USE_LEFT)
+    .where(*_ONE_COUPON, _AS_READ, *_HAS_USE_LEFT)
     .values(**_COUNTED_CLAIM, given_units=_c.given_units + _given)
     .returning(_c.times_used)
 )
@@ -122,6 +125,7 @@ _CLAIM_DRAW = (
     update(coupons)
     .where(
         *_ONE_COUPON,
+        _AS_READ,
         *_HAS_USE_LEFT,
         _c.remaining_units.is_(None) | (_c.remaining_units > 0),
         _c.budget_units.is_(None) | (_c.given_units < _c.budget_units),
@@ -309,6 +313,7 @@ class RedemptionRepository:
         self,
         coupon_id: str,
         *,
+        version: int,
         want_units: int | None,
         given_units: int = 0,
         pending: bool = False,
@@ -324,6 +329,7 @@ class RedemptionRepository:
         params: dict[str, Any] = {
             "b_tenant": self.tenant_id,
             "b_coupon": coupon_id,
+            "b_version": version,
             "b_pending": int(pending),
             "b_held": int(held),
             "b_first_code_use": int(first_code_use),
@@ -411,6 +417,11 @@ class RedemptionRepository:
             .where(u.coupon_id == coupon_id, u.user_id == user_id, u.uses > 0)
             .values(uses=u.uses - 1)
         )
+
+    def most_uses_by_a_user(self, coupon_id: str) -> int:
+        u = coupon_user_uses.c
+        found = self.conn.execute(select(func.max(u.uses)).where(u.coupon_id == coupon_id)).scalar()
+        return int(found or 0)
 
     def user_uses(self, coupon_id: str, user_id: str) -> int:
         u = coupon_user_uses.c

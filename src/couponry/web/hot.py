@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from couponry.domain.cart import Cart, parse_cart
 from couponry.domain.coupons import coupon_view
-from couponry.errors import CouponNotFound, CouponryError
+from couponry.errors import CouponChanged, CouponNotFound, CouponryError
 from couponry.services import coupons as svc
 from couponry.services import redemptions as redemption_svc
 from couponry.store.async_db import AsyncDatabase
@@ -121,18 +121,21 @@ async def redeem(request: Request) -> Response:
     assert cart is not None
     if coupon is None or code is None or not redemption_svc.takes_hot_path(coupon):
         return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
-    outcome = await rest_redemptions.counted(
-        redemption_svc.redeem_hot(
-            adb,
-            tenant=principal.tenant,
-            coupon=coupon,
-            code=code,
-            cart=cart,
-            doc=doc,
-            idempotency_key=idempotency_key,
-            now=p.now(),
+    try:
+        outcome = await rest_redemptions.counted(
+            redemption_svc.redeem_hot(
+                adb,
+                tenant=principal.tenant,
+                coupon=coupon,
+                code=code,
+                cart=cart,
+                doc=doc,
+                idempotency_key=idempotency_key,
+                now=p.now(),
+            )
         )
-    )
+    except CouponChanged:  # changed since it was read: nothing kept; decide again, afresh
+        return await rest_redemptions.redeem_in_thread(request, tenant_id, raw, idempotency_key)
     return rest_redemptions.outcome_response(outcome, principal.tenant.currency)
 
 
