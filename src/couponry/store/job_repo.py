@@ -127,8 +127,19 @@ class JobRepository:
         row = self.conn.execute(statement).first()
         return None if row is None else int(row.done)
 
-    def finish(self, job: Job, *, owner: str, now: datetime, error: Any = None) -> None:
-        self.conn.execute(
+    def restart(self, job: Job, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Count the job's work from nothing again and renew its lease, if `owner` holds it (an
+        import taken up again checks its file afresh)."""
+        statement = (
+            update(jobs)
+            .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+            .values(done=0, lease_until=now + lease)
+        )
+        return bool(self.conn.execute(statement).rowcount)
+
+    def finish(self, job: Job, *, owner: str, now: datetime, error: Any = None) -> bool:
+        """End the job, succeeded or (with an error) failed, if `owner` still holds it."""
+        result = self.conn.execute(
             update(jobs)
             .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner)
             .values(
@@ -139,3 +150,4 @@ class JobRepository:
                 lease_until=None,
             )
         )
+        return bool(result.rowcount)

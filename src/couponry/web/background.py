@@ -9,16 +9,19 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from couponry.services import imports as import_svc
 from couponry.services import jobs as job_svc
 from couponry.store.db import Database
 
 log = logging.getLogger("couponry.jobs")
 POLL_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 5.0
+SWEEP_SECONDS = 600.0  # how often an idle runner looks for uploads cut short
 
 
 def _now() -> datetime:
@@ -34,6 +37,7 @@ class JobRunner:
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -60,4 +64,18 @@ class JobRunner:
                 await asyncio.sleep(ERROR_PAUSE_SECONDS)
                 continue
             if job is None:
+                await self._sweep()
                 await asyncio.sleep(POLL_SECONDS)
+
+    async def _sweep(self) -> None:
+        """The files of uploads cut short (a process died mid-request) are forgotten."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        try:
+            swept = await run_in_threadpool(import_svc.sweep_abandoned_uploads, self.db, now=_now())
+        except Exception as exc:
+            log.warning("upload sweep: %s: %s", type(exc).__name__, str(exc)[:200])
+            return
+        if swept:
+            log.info("forgot %d upload(s) cut short", swept)
