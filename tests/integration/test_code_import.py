@@ -389,17 +389,25 @@ def test_an_upload_cut_short_leaves_nothing(tenant: TenantKeys, db: Database, ap
     assert _payload_rows(db) == before
 
 
-def test_the_parts_of_uploads_cut_short_are_swept(
-    tenant: TenantKeys, db: Database, api: Api
-) -> None:
-    """When a process dies mid-upload, its parts have no job: the runners forget them."""
+def test_leftovers_no_job_will_read_are_swept(tenant: TenantKeys, db: Database, api: Api) -> None:
+    """A process that dies mid-upload leaves parts of no job; one that dies between a job's
+    end and its clean-up leaves the job's file and lines: the runners forget them, and only
+    them."""
     coupon = _coupon(api, tenant)
     orphan = new_id()
     with db.transaction() as conn:
         ImportRepository(conn).add_part(orphan, 0, b"code\nORPHAN-1\n", now=_now())
     held = _held(db, tenant.tenant_id, coupon["id"], b"code\nKEPT-1\n", owner="holder")
-    assert svc.sweep_abandoned_uploads(db, now=_now()) == 0  # too recent to say
-    assert svc.sweep_abandoned_uploads(db, now=_now() + timedelta(hours=2)) >= 1
+    ended = _held(db, tenant.tenant_id, coupon["id"], b"code\nENDED-1\n", owner="holder")
+    staged = [ImportedCode(2, "ENDED-1", "ended-1", 1)]
+    with db.transaction() as conn:
+        ImportRepository(conn).add_lines(ended.id, staged)
+        assert JobRepository(conn).finish(ended, owner="holder", now=_now(), error={"x": 1})
+    assert _leftovers(db, ended.id) == (1, 1)
+    svc.sweep_leftovers(db, now=_now())
+    assert _leftovers(db, ended.id) == (0, 0)
+    assert _leftovers(db, orphan) == (1, 0)  # its upload may go on: too recent to say
+    svc.sweep_leftovers(db, now=_now() + timedelta(hours=2))
     assert _leftovers(db, orphan) == (0, 0)
     assert _leftovers(db, held.id) == (1, 0)  # a job's file stays until the job ends
     svc.run_import(db, held, owner="holder", clock=_now, lease=LEASE)

@@ -35,7 +35,7 @@ from couponry.domain.imports import (
     repeats_problem,
     taken_problem,
 )
-from couponry.domain.jobs import IMPORT_CODES, QUEUED, Job
+from couponry.domain.jobs import FAILED, IMPORT_CODES, QUEUED, SUCCEEDED, Job
 from couponry.domain.paging import new_id
 from couponry.errors import CouponNotFound, PayloadTooLarge
 from couponry.store.code_repo import CodeRepository, CodesTaken
@@ -47,7 +47,7 @@ from couponry.store.job_repo import JobRepository
 PART_BYTES = 1024 * 1024
 MAX_BYTES = 100 * 1024 * 1024
 BATCH = 10_000  # lines checked and staged a transaction
-ABANDONED_AFTER = timedelta(hours=1)
+ABANDONED_AFTER = timedelta(hours=1)  # an upload without a part received for so long
 Clock = Callable[[], datetime]
 
 
@@ -141,23 +141,33 @@ class _Upload:
 
     def abandon(self) -> None:
         # Best effort: the request already failed; what a failure here leaves behind, the
-        # runners sweep (sweep_abandoned_uploads).
+        # runners sweep (sweep_leftovers).
         with contextlib.suppress(Exception), self.db.transaction() as conn:
             ImportRepository(conn).drop(self.job_id)
 
 
-def sweep_abandoned_uploads(db: Database, *, now: datetime) -> int:
-    """Forget the parts of files whose upload was cut short (its process died) over an hour
-    ago; how many files."""
+def sweep_leftovers(db: Database, *, now: datetime) -> int:
+    """Forget what no job will read: the files and staged lines of jobs that have ended (their
+    process died before it dropped them), and the files of uploads cut short (no job, and no
+    part received for an hour). How many jobs' or uploads' rows were dropped."""
     with db.reader() as conn:
-        if not ImportRepository(conn).abandoned(before=now - ABANDONED_AFTER):
+        imports = ImportRepository(conn)
+        uploads = imports.uploads()
+        staged = imports.staged_jobs()
+        if not uploads and not staged:
             return 0
-    with db.transaction() as conn:
-        repo = ImportRepository(conn)
-        abandoned = repo.abandoned(before=now - ABANDONED_AFTER)
-        for job_id in abandoned:
-            repo.drop(job_id)
-    return len(abandoned)
+        status = JobRepository(conn).statuses([*uploads, *staged])
+    cut_short = now - ABANDONED_AFTER
+    leftovers = [
+        job_id
+        for job_id in {*uploads, *staged}
+        if status.get(job_id) in (SUCCEEDED, FAILED)
+        or (job_id not in status and (job_id in staged or uploads[job_id] < cut_short))
+    ]
+    for job_id in leftovers:
+        with db.transaction() as conn:
+            ImportRepository(conn).drop(job_id)
+    return len(leftovers)
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -256,7 +266,7 @@ def _check(
         for part in range(job.params["parts"]):
             with db.reader() as conn:
                 data = ImportRepository(conn).part(job.id, part)
-            if data is None:  # taken away meanwhile: see sweep_abandoned_uploads
+            if data is None:  # taken away meanwhile: see sweep_leftovers
                 _fail(db, job, owner, clock, _incomplete())
                 return None
             batches.take(reader.feed(data))
@@ -344,17 +354,21 @@ def _copy(
         # First: on PostgreSQL this locks the job's row, so no other process takes the job
         # while its codes are copied.
         _hold(conn, job, owner, clock, lease)
-        if CouponRepository(conn, job.tenant_id).get(job.coupon_id, kept=True) is None:
-            _end(conn, job, owner, clock, _coupon_deleted())
-            return
-        try:
-            CodeRepository(conn, job.tenant_id).add_imported(job.coupon_id, job.id, now=clock())
-        except CodesTaken:
-            # Taken after the look above, by a request that has committed since: say which.
-            problems, count = _problem_lines(ImportRepository(conn), job)
-            _end(conn, job, owner, clock, refused_error(problems, count) if count else _raced())
-            return
-        _end(conn, job, owner, clock, None)
+        _end(conn, job, owner, clock, _write_codes(conn, job, clock))
+    _forget(db, job)
+
+
+def _write_codes(conn: Connection, job: Job, clock: Clock) -> dict[str, Any] | None:
+    """Copy every staged code to the coupon; the job's error when none could be."""
+    if CouponRepository(conn, job.tenant_id).get(job.coupon_id, kept=True) is None:
+        return _coupon_deleted()
+    try:
+        CodeRepository(conn, job.tenant_id).add_imported(job.coupon_id, job.id, now=clock())
+    except CodesTaken:
+        # Taken after the look before, by a request that has committed since: say which.
+        problems, count = _problem_lines(ImportRepository(conn), job)
+        return refused_error(problems, count) if count else _raced()
+    return None
 
 
 def _problem_lines(repo: ImportRepository, job: Job) -> tuple[list[LineProblem], int]:
@@ -375,6 +389,7 @@ def _line_problem(row: ProblemLine) -> LineProblem:
 def _fail(db: Database, job: Job, owner: str, clock: Clock, error: dict[str, Any]) -> None:
     with db.transaction() as conn:
         _end(conn, job, owner, clock, error)
+    _forget(db, job)
 
 
 def _hold(conn: Connection, job: Job, owner: str, clock: Clock, lease: timedelta) -> None:
@@ -386,11 +401,18 @@ def _hold(conn: Connection, job: Job, owner: str, clock: Clock, lease: timedelta
 def _end(
     conn: Connection, job: Job, owner: str, clock: Clock, error: dict[str, Any] | None
 ) -> None:
-    """End the job and forget its file and staged lines, in the caller's transaction; if the
-    job is no longer this process's, roll it all back."""
+    """End the job in the caller's transaction; if the job is no longer this process's, roll
+    it all back."""
     if not JobRepository(conn).finish(job, owner=owner, now=clock(), error=error):
         raise _Stop
-    ImportRepository(conn).drop(job.id)
+
+
+def _forget(db: Database, job: Job) -> None:
+    """Drop an ended job's file and staged lines: in a transaction of its own, so the one that
+    writes the codes stays short (SQLite's other writers wait for it). What a process that
+    dies in between leaves, the runners sweep (sweep_leftovers)."""
+    with db.transaction() as conn:
+        ImportRepository(conn).drop(job.id)
 
 
 def _coupon_deleted() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from couponry.domain.imports import ImportedCode
-from couponry.store.tables import coupon_codes, import_lines, job_payloads, jobs
+from couponry.store.tables import coupon_codes, import_lines, job_payloads
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,24 @@ class ImportRepository:
         row = self.conn.execute(query.where(job_payloads.c.job_id == job_id)).one()
         return int(row[0]), int(row[1])
 
-    def abandoned(self, *, before: datetime) -> list[str]:
-        """Uploads cut short (their process died, say): parts of no job, the last received
-        before `before`."""
-        last = (
-            select(job_payloads.c.job_id)
-            .group_by(job_payloads.c.job_id)
-            .having(func.max(job_payloads.c.created_at) < before)
-            .subquery()
+    def uploads(self) -> dict[str, datetime]:
+        """Each file stored (its job's id), and when its last part was received."""
+        query = select(job_payloads.c.job_id, func.max(job_payloads.c.created_at)).group_by(
+            job_payloads.c.job_id
         )
-        query = select(last.c.job_id).where(
-            ~select(jobs.c.seq).where(jobs.c.id == last.c.job_id).exists()
-        )
-        return [row.job_id for row in self.conn.execute(query)]
+        return {row[0]: row[1] for row in self.conn.execute(query)}
+
+    def staged_jobs(self) -> list[str]:
+        """The jobs with staged lines: a few, however many lines (a walk of the index)."""
+        found: list[str] = []
+        while True:
+            query = select(func.min(import_lines.c.job_id))
+            if found:
+                query = query.where(import_lines.c.job_id > found[-1])
+            job_id = self.conn.execute(query).scalar_one()
+            if job_id is None:
+                return found
+            found.append(job_id)
 
     def drop(self, job_id: str) -> None:
         """Forget the job's file and staged lines."""

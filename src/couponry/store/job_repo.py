@@ -61,6 +61,13 @@ class JobRepository:
         row = self.conn.execute(query).first()
         return None if row is None else _job(row)
 
+    def statuses(self, job_ids: list[str]) -> dict[str, str]:
+        """The status of each of these jobs that exists."""
+        if not job_ids:
+            return {}
+        query = select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))
+        return {row.id: row.status for row in self.conn.execute(query)}
+
     def page(self, tenant_id: str, *, before_seq: int | None, limit: int) -> list[Job]:
         """Newest first."""
         query = select(jobs).where(jobs.c.tenant_id == tenant_id)

@@ -21,7 +21,7 @@ from couponry.store.db import Database
 log = logging.getLogger("couponry.jobs")
 POLL_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 5.0
-SWEEP_SECONDS = 600.0  # how often an idle runner looks for uploads cut short
+SWEEP_SECONDS = 600.0  # how often an idle runner looks for imports' leftovers
 
 
 def _now() -> datetime:
@@ -68,14 +68,15 @@ class JobRunner:
                 await asyncio.sleep(POLL_SECONDS)
 
     async def _sweep(self) -> None:
-        """The files of uploads cut short (a process died mid-request) are forgotten."""
+        """Imports' files and staged lines that no job will read are forgotten (their process
+        died mid-upload, or between a job's end and its clean-up)."""
         if time.monotonic() < self._next_sweep:
             return
         self._next_sweep = time.monotonic() + SWEEP_SECONDS
         try:
-            swept = await run_in_threadpool(import_svc.sweep_abandoned_uploads, self.db, now=_now())
+            swept = await run_in_threadpool(import_svc.sweep_leftovers, self.db, now=_now())
         except Exception as exc:
             log.warning("upload sweep: %s: %s", type(exc).__name__, str(exc)[:200])
             return
         if swept:
-            log.info("forgot %d upload(s) cut short", swept)
+            log.info("forgot the leftovers of %d import(s)", swept)
