@@ -527,6 +527,27 @@ def test_hostile_files_end_the_job_never_break_it(
     assert _leftovers(db, job.id) == (0, 0)
 
 
+def test_a_fault_of_ours_ends_the_job_instead_of_retrying_it_forever(
+    api: Api, tenant: TenantKeys, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met while the file is read (injected here) fails the job without internals, and
+    reaches the runner, which logs it; no process takes the job up again and again."""
+
+    class Broken(svc.FileReader):
+        def feed(self, piece: bytes) -> Any:
+            raise RuntimeError("a bug of ours, with SELECT secrets")
+
+    coupon = _coupon(api, tenant)
+    job = _held(db, tenant.tenant_id, coupon["id"], b"code\nFAULT-1\n", "holder")
+    monkeypatch.setattr(svc, "FileReader", Broken)
+    with pytest.raises(RuntimeError):
+        svc.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
+    view = api.get(f"/jobs/{tenant.tenant_id}/{job.id}").json()
+    assert view["status"] == "failed" and view["error"]["reason"] == "internal_error"
+    assert "SELECT" not in json.dumps(view["error"])
+    assert _codes(db, coupon["id"]) == [] and _leftovers(db, job.id) == (0, 0)
+
+
 # --- at a realistic size --------------------------------------------------------------------
 
 LARGE = 300_000

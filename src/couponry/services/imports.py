@@ -67,13 +67,11 @@ def start_import(
     clock: Clock,
     max_bytes: int = MAX_BYTES,
 ) -> Job:
-    """A queued import job for the coupon, with the file read from `pieces` (of any size) and
-    stored a part at a time. CouponNotFound before anything is stored; PayloadTooLarge past
-    `max_bytes`, and then nothing is kept (nor when `pieces` fails)."""
-    with db.reader() as conn:
-        if CouponRepository(conn, tenant_id).get(coupon_id) is None:
-            raise CouponNotFound()
-    upload = _Upload(db, tenant_id, coupon_id, max_bytes, clock)
+    """A queued import job for the coupon, with the file read from `pieces` (of any size):
+    see `open_upload`."""
+    upload = open_upload(
+        db, tenant_id=tenant_id, coupon_id=coupon_id, clock=clock, max_bytes=max_bytes
+    )
     try:
         for piece in pieces:
             upload.add(piece)
@@ -83,7 +81,22 @@ def start_import(
         raise
 
 
-class _Upload:
+def open_upload(
+    db: Database, *, tenant_id: str, coupon_id: str, clock: Clock, max_bytes: int = MAX_BYTES
+) -> Upload:
+    """A file on its way in for an import to the coupon: `add` it a piece at a time (it is
+    stored a part of PART_BYTES at a time, never held whole), then `finish` queues its job;
+    `abandon` forgets it when the file cannot be had whole. CouponNotFound before anything is
+    stored; PayloadTooLarge past `max_bytes` (then abandon it: nothing is kept)."""
+    with db.reader() as conn:
+        if CouponRepository(conn, tenant_id).get(coupon_id) is None:
+            raise CouponNotFound()
+    return Upload(db, tenant_id, coupon_id, max_bytes, clock)
+
+
+class Upload:
+    """See `open_upload`."""
+
     def __init__(
         self, db: Database, tenant_id: str, coupon_id: str, max_bytes: int, clock: Clock
     ) -> None:

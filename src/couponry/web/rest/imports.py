@@ -4,23 +4,24 @@ Admin only.
 The one body over 1 MiB: up to 100 MiB (`COUPONRY_IMPORT_MAX_BYTES`), never held whole. A
 declared Content-Length over the limit is refused (413) before the key is checked, as every
 other oversized body is; then the key (401, 403), the content type (415) and the coupon (404);
-then the body is read as it arrives, by the service in a worker thread, which stores it a part
-at a time (a body that passes the limit as it streams is 413 too, and nothing is kept).
+then the body is read as it arrives and handed to the service a part at a time, which stores
+it (a body that passes the limit as it streams is 413 too, and nothing is kept).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated
 
-import anyio.from_thread
+import anyio
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from couponry.config import Settings
-from couponry.domain.jobs import job_view
+from couponry.domain.jobs import Job, job_view
 from couponry.errors import PayloadTooLarge, UnsupportedMediaType
 from couponry.services import imports as svc
 from couponry.store.db import Database
@@ -79,19 +80,22 @@ def _check_csv(request: Request) -> None:
         raise UnsupportedMediaType(f"Send the file in UTF-8 (got charset={charset}).")
 
 
-def _pieces(request: Request) -> Iterator[bytes]:
-    """The body as it arrives, for a worker thread: each piece is awaited on the event loop."""
-    stream = request.stream()
-
-    async def next_piece() -> bytes | None:
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
-
-    while (piece := anyio.from_thread.run(next_piece)) is not None:
-        if piece:
-            yield piece
+async def _receive(upload: svc.Upload, stream: AsyncIterator[bytes]) -> Job:
+    """The body, read on the event loop as it arrives (a slow sender holds no thread), handed
+    to the upload a part at a time in a worker thread; nothing is kept if it fails."""
+    try:
+        buffer = bytearray()
+        async for piece in stream:
+            buffer += piece
+            if len(buffer) >= svc.PART_BYTES:
+                await p.in_thread(partial(upload.add, bytes(buffer)))
+                buffer.clear()
+        await p.in_thread(partial(upload.add, bytes(buffer)))
+        return await p.in_thread(upload.finish)
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # even when the request is cancelled
+            await p.in_thread(upload.abandon)
+        raise
 
 
 @router.post(
@@ -111,14 +115,10 @@ async def import_codes(
 ) -> Response:
     _check_csv(request)
     db: Database = request.app.state.db
-    job = await p.in_thread(
-        lambda: svc.start_import(
-            db,
-            tenant_id=tenant_id,
-            coupon_id=coupon_id,
-            pieces=_pieces(request),
-            clock=p.now,
-            max_bytes=_limit(request),
+    upload = await p.in_thread(
+        lambda: svc.open_upload(
+            db, tenant_id=tenant_id, coupon_id=coupon_id, clock=p.now, max_bytes=_limit(request)
         )
     )
+    job = await _receive(upload, request.stream())
     return json_response(job_view(job), 202, {"Location": f"/jobs/{tenant_id}/{job.id}"})
