@@ -27,7 +27,7 @@ from couponry.web.guard import RequestGuard
 from couponry.web.hot import HotRoutes
 from couponry.web.jsonio import json_response
 from couponry.web.observability import ObservabilityMiddleware, configure_logging, render_metrics
-from couponry.web.rest import codes, coupons, groups, jobs, redemptions, stats
+from couponry.web.rest import codes, coupons, groups, imports, jobs, redemptions, stats
 from couponry.web.rest.schemas import REQUEST_MODELS, PatchOperation
 
 DESCRIPTION = """A multi-tenant coupon service. Authenticate with `Authorization: <key>` (or
@@ -81,6 +81,7 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(codes.router)
     app.include_router(stats.router)
     app.include_router(jobs.router)
+    app.include_router(imports.router)
     app.include_router(redemptions.router)
     app.include_router(groups.router)
     app.include_router(edubrite.router)

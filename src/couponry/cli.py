@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, TextIO, TypeVar
 
 import typer
 
@@ -23,6 +23,9 @@ from couponry.errors import CouponryError
 from couponry.services import tenants as tenant_svc
 from couponry.store.db import Database, is_sqlite
 from couponry.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from couponry.domain.jobs import Job
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="couponry: a coupon service.")
 tenant_app = typer.Typer(no_args_is_help=True, help="Create and list tenants.")
@@ -151,9 +154,7 @@ def codes_generate(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Generate unique codes for a coupon as a job, here, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from couponry.domain.jobs import FAILED, Job
+    from couponry.domain.jobs import FAILED
     from couponry.services import jobs as job_svc
 
     doc: dict[str, object] = {"count": count}
@@ -174,30 +175,101 @@ def codes_generate(
         job = job_svc.start_generation(
             db, tenant_id=tenant_id, coupon_id=coupon_id, doc=doc, now=_now()
         )
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=quiet,
-            transient=False,
-        ) as bar:
-            task = bar.add_task(f"job {job.id}", total=job.total)
-            return job_svc.run_job(
-                db,
-                tenant_id=tenant_id,
-                job_id=job.id,
-                owner=f"cli:{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}",
-                clock=_now,
-                lease=timedelta(seconds=_settings().job_lease_seconds),
-                on_progress=lambda j: bar.update(task, completed=j.done),
-            )
+        return _follow(db, tenant_id, job, quiet, lambda now: f"job {now.id}")
 
     finished = _run(work)
     if finished.status == FAILED:
-        typer.echo(f"error: the job failed: {finished.error}", err=True)
+        typer.echo(_job_failure(finished.error), err=True)
         raise typer.Exit(1)
     typer.echo(f"{finished.done} codes generated (job {finished.id})")
+
+
+@codes_app.command("import")
+def codes_import(
+    tenant_id: Annotated[str, typer.Argument(metavar="TENANT")],
+    coupon_id: Annotated[str, typer.Argument(metavar="COUPON_ID")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.csv", exists=True, dir_okay=False, readable=True, help="UTF-8 CSV"
+        ),
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Import a coupon's campaign codes from a CSV file (a `code` column, optionally
+    `max_uses`), all or none, as a job run here with a progress bar."""
+    from couponry.domain.jobs import FAILED
+    from couponry.services import imports as import_svc
+
+    def work(db: Database) -> Job:
+        with open(file, "rb") as source:
+            job = import_svc.start_import(
+                db,
+                tenant_id=tenant_id,
+                coupon_id=coupon_id,
+                pieces=iter(lambda: source.read(import_svc.PART_BYTES), b""),
+                clock=_now,
+                max_bytes=_settings().import_max_bytes,
+            )
+        return _follow(db, tenant_id, job, quiet, _import_phase)
+
+    finished = _run(work)
+    if finished.status == FAILED:
+        typer.echo(_job_failure(finished.error), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{finished.done} codes imported from {file} (job {finished.id})")
+
+
+def _import_phase(job: Job) -> str:
+    from couponry.domain.jobs import RUNNING
+
+    if job.status != RUNNING:
+        return f"job {job.id}: {job.status}"
+    # Every line checked: the codes are being written, in one transaction.
+    return f"job {job.id}: {'writing' if job.done >= job.total else 'checking'}"
+
+
+def _follow(
+    db: Database, tenant_id: str, job: Job, quiet: bool, describe: Callable[[Job], str]
+) -> Job:
+    """Run the job here, or follow the server process that took it, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from couponry.services import jobs as job_svc
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(describe(job), total=job.total)
+
+        def show(now: Job) -> None:
+            bar.update(task, completed=now.done, description=describe(now))
+
+        return job_svc.run_job(
+            db,
+            tenant_id=tenant_id,
+            job_id=job.id,
+            owner=f"cli:{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}",
+            clock=_now,
+            lease=timedelta(seconds=_settings().job_lease_seconds),
+            on_progress=show,
+        )
+
+
+def _job_failure(error: object) -> str:
+    """A failed job's error, readable: its message, then each line refused and why."""
+    if not isinstance(error, dict):
+        return f"error: the job failed: {error}"
+    text = f"error: the job failed: {error.get('message') or error.get('reason')}"
+    for entry in error.get("lines", []):
+        code = "" if entry.get("code") is None else f" {entry['code']!r}"
+        text += f"\n  line {entry['line']}{code}: {entry['reason']}"
+    return text
 
 
 @codes_app.command("export")

@@ -29,3 +29,6 @@ class Settings(BaseSettings):
     # A job's lease: how long a job whose process died waits before another process takes it
     # up. Each batch renews it, so it must outlast one batch (10,000 codes: about a second).
     job_lease_seconds: int = Field(default=30, ge=2, le=3600)
+    # The largest CSV file `POST .../codes/import` and `couponry codes import` take (SPEC 10:
+    # 100 MiB, the one exception to the 1 MiB limit of every other body).
+    import_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)

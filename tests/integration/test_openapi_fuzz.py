@@ -18,6 +18,21 @@ EXAMPLES_PER_OPERATION = 25
 STATUSES: dict[int, int] = {}
 
 
+@schemathesis.serializer("text/csv")
+class CsvText:
+    """The code import's body (text/csv): generated text sent as it is, in UTF-8."""
+
+    def as_requests(self, context: Any, value: Any) -> dict[str, Any]:
+        return {"data": _utf8(value)}
+
+    def as_werkzeug(self, context: Any, value: Any) -> dict[str, Any]:
+        return {"data": _utf8(value)}
+
+
+def _utf8(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+
+
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from couponry.store.migrate import upgrade

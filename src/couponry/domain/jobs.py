@@ -9,6 +9,7 @@ from typing import Any
 from couponry.domain.fields import format_instant
 
 GENERATE_CODES = "generate_codes"
+IMPORT_CODES = "import_codes"
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 
 

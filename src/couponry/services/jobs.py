@@ -1,4 +1,5 @@
-"""Background jobs (SPEC 10): starting a generation, and running a job to its end.
+"""Background jobs (SPEC 10): starting a generation, and running a job to its end (a generation
+here, an import in services/imports.py).
 
 A job is taken under a lease (store/job_repo.py) by one server process. It works in batches,
 each one transaction that writes its codes and counts them in `done`, and renews the lease;
@@ -22,9 +23,10 @@ from couponry.domain.codegen import (
     generate,
     parse_generation,
 )
-from couponry.domain.jobs import FAILED, GENERATE_CODES, QUEUED, SUCCEEDED, Job
+from couponry.domain.jobs import FAILED, GENERATE_CODES, IMPORT_CODES, QUEUED, SUCCEEDED, Job
 from couponry.domain.paging import Page, new_id
 from couponry.errors import CodeSpaceTooSmallError, CouponNotFound, JobNotFound
+from couponry.services.imports import run_import
 from couponry.store.code_repo import CodeRepository
 from couponry.store.coupon_repo import CouponRepository
 from couponry.store.db import Database
@@ -104,21 +106,15 @@ def run_next(
         job = JobRepository(conn).take(owner=owner, now=clock(), lease=lease)
     if job is None:
         return None
-    if job.kind == GENERATE_CODES:
-        _generate(
-            db,
-            job,
-            owner=owner,
-            clock=clock,
-            random_bytes=random_bytes,
-            stopping=stopping,
-            lease=lease,
-        )
-    else:
-        with db.transaction() as conn:
-            JobRepository(conn).finish(
-                job, owner=owner, now=clock(), error={"reason": f"unknown kind {job.kind!r}"}
-            )
+    _run_taken(
+        db,
+        job,
+        owner=owner,
+        clock=clock,
+        random_bytes=random_bytes,
+        stopping=stopping,
+        lease=lease,
+    )
     return job
 
 
@@ -144,26 +140,60 @@ def run_job(
         with db.transaction() as conn:
             taken = JobRepository(conn).take_this(job_id, owner=owner, now=clock(), lease=lease)
         if taken is not None:
-            if taken.kind == GENERATE_CODES:
-                _generate(
-                    db,
-                    taken,
-                    owner=owner,
-                    clock=clock,
-                    random_bytes=os.urandom,
-                    stopping=_never,
-                    lease=lease,
-                    on_progress=progress,
-                )
-            else:
-                with db.transaction() as conn:
-                    error = {"reason": f"unknown kind {taken.kind!r}"}
-                    JobRepository(conn).finish(taken, owner=owner, now=clock(), error=error)
+            _run_taken(
+                db,
+                taken,
+                owner=owner,
+                clock=clock,
+                random_bytes=os.urandom,
+                stopping=_never,
+                lease=lease,
+                on_progress=progress,
+            )
         job = get_job(db, tenant_id=tenant_id, job_id=job_id)
         on_progress(job)
         if job.status in (SUCCEEDED, FAILED):
             return job
         time.sleep(poll_seconds)
+
+
+def _run_taken(
+    db: Database,
+    job: Job,
+    *,
+    owner: str,
+    clock: Clock,
+    random_bytes: RandomBytes,
+    stopping: Callable[[], bool],
+    lease: timedelta,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run a job this process has taken, by its kind."""
+    if job.kind == GENERATE_CODES:
+        _generate(
+            db,
+            job,
+            owner=owner,
+            clock=clock,
+            random_bytes=random_bytes,
+            stopping=stopping,
+            lease=lease,
+            on_progress=on_progress,
+        )
+    elif job.kind == IMPORT_CODES:
+        run_import(
+            db,
+            job,
+            owner=owner,
+            clock=clock,
+            lease=lease,
+            stopping=stopping,
+            on_progress=on_progress,
+        )
+    else:
+        with db.transaction() as conn:
+            error = {"reason": f"unknown kind {job.kind!r}"}
+            JobRepository(conn).finish(job, owner=owner, now=clock(), error=error)
 
 
 def _generate(

@@ -61,6 +61,13 @@ class JobRepository:
         row = self.conn.execute(query).first()
         return None if row is None else _job(row)
 
+    def statuses(self, job_ids: list[str]) -> dict[str, str]:
+        """The status of each of these jobs that exists."""
+        if not job_ids:
+            return {}
+        query = select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))
+        return {row.id: row.status for row in self.conn.execute(query)}
+
     def page(self, tenant_id: str, *, before_seq: int | None, limit: int) -> list[Job]:
         """Newest first."""
         query = select(jobs).where(jobs.c.tenant_id == tenant_id)
@@ -127,8 +134,19 @@ class JobRepository:
         row = self.conn.execute(statement).first()
         return None if row is None else int(row.done)
 
-    def finish(self, job: Job, *, owner: str, now: datetime, error: Any = None) -> None:
-        self.conn.execute(
+    def restart(self, job: Job, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Count the job's work from nothing again and renew its lease, if `owner` holds it (an
+        import taken up again checks its file afresh)."""
+        statement = (
+            update(jobs)
+            .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+            .values(done=0, lease_until=now + lease)
+        )
+        return bool(self.conn.execute(statement).rowcount)
+
+    def finish(self, job: Job, *, owner: str, now: datetime, error: Any = None) -> bool:
+        """End the job, succeeded or (with an error) failed, if `owner` still holds it."""
+        result = self.conn.execute(
             update(jobs)
             .where(jobs.c.seq == job.seq, jobs.c.lease_owner == owner)
             .values(
@@ -139,3 +157,4 @@ class JobRepository:
                 lease_until=None,
             )
         )
+        return bool(result.rowcount)

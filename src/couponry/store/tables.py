@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -226,6 +227,32 @@ jobs = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     Index("ix_jobs_tenant_seq", "tenant_id", "seq"),
     Index("ix_jobs_status_seq", "status", "seq"),
+)
+
+# An import's file as it was received (SPEC 10), in parts of about 1 MiB, so any server process
+# can run the job and none holds the file in memory. Written before the job row exists (an
+# upload cut short leaves parts without a job: the runners sweep them); deleted when the job
+# ends.
+job_payloads = Table(
+    "job_payloads",
+    metadata,
+    Column("job_id", String(19), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The lines of an import that passed the line checks, staged while the job runs: checked whole
+# for repeats and taken codes, then copied to coupon_codes in one transaction; deleted when
+# the job ends (and when a job is taken up again, which starts its check afresh).
+import_lines = Table(
+    "import_lines",
+    metadata,
+    Column("job_id", String(19), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("code_normalized", String(64), nullable=False),
+    Column("max_uses", Integer, nullable=True),
 )
 
 # EduBrite sessions: only hashes of the two cookie values are kept.

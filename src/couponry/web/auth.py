@@ -74,10 +74,17 @@ def _caller(action: str) -> Callable[[Request, bytes], Awaitable[Principal]]:
     return caller
 
 
+async def _admin_before_body(request: Request) -> Principal:
+    return await authorize(request, request.path_params["tenantId"], ADMIN)
+
+
 # The caller of a REST endpoint under /{tenantId}, allowed to do this kind of action there.
 ReadKey = Annotated[Principal, Depends(_caller(READ))]
 CheckoutKey = Annotated[Principal, Depends(_caller(CHECKOUT))]
 AdminKey = Annotated[Principal, Depends(_caller(ADMIN))]
+# An admin of an endpoint that streams its own body (a code import: up to 100 MiB, never read
+# whole): the key is checked before the body is read, which the handler then reads itself.
+AdminKeyBodyUnread = Annotated[Principal, Depends(_admin_before_body)]
 
 
 __all__ = [
@@ -85,6 +92,7 @@ __all__ = [
     "CHECKOUT",
     "READ",
     "AdminKey",
+    "AdminKeyBodyUnread",
     "Body",
     "CheckoutKey",
     "ReadKey",

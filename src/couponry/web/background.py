@@ -11,10 +11,12 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from couponry.services import imports as import_svc
 from couponry.services import jobs as job_svc
 from couponry.services import redemptions as redemption_svc
 from couponry.store.db import Database
@@ -24,6 +26,7 @@ POLL_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 5.0
 # SPEC 11.1 allows 60 s after a hold's end; every process sweeps, so this is the worst case.
 SWEEP_SECONDS = 2.0
+IMPORT_SWEEP_SECONDS = 600.0  # how often an idle runner looks for imports' leftovers
 
 
 def _now() -> datetime:
@@ -39,17 +42,18 @@ class JobRunner:
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stop = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._next_import_sweep = time.monotonic() + IMPORT_SWEEP_SECONDS
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run()), loop.create_task(self._sweep())]
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._sweep_holds())]
 
     async def stop(self) -> None:
         """Between two batches the running job is given back for another process to take."""
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _sweep(self) -> None:
+    async def _sweep_holds(self) -> None:
         while not self._stop.is_set():
             try:
                 await run_in_threadpool(redemption_svc.release_expired_holds, self.db, now=_now())
@@ -75,4 +79,19 @@ class JobRunner:
                 await asyncio.sleep(ERROR_PAUSE_SECONDS)
                 continue
             if job is None:
+                await self._sweep_imports()
                 await asyncio.sleep(POLL_SECONDS)
+
+    async def _sweep_imports(self) -> None:
+        """Imports' files and staged lines that no job will read are forgotten (their process
+        died mid-upload, or between a job's end and its clean-up)."""
+        if time.monotonic() < self._next_import_sweep:
+            return
+        self._next_import_sweep = time.monotonic() + IMPORT_SWEEP_SECONDS
+        try:
+            swept = await run_in_threadpool(import_svc.sweep_leftovers, self.db, now=_now())
+        except Exception as exc:
+            log.warning("upload sweep: %s: %s", type(exc).__name__, str(exc)[:200])
+            return
+        if swept:
+            log.info("forgot the leftovers of %d import(s)", swept)
