@@ -12,7 +12,7 @@ from couponry.services.tenants import get_tenant
 from couponry.store.db import Database
 from tests.conftest import Api, TenantKeys, make_tenant
 from tests.integration.test_holds import _expire
-from tests.integration.test_review_findings import _cart, _make, _redeem
+from tests.integration.test_stale_reads_and_races import _cart, _make, _redeem
 
 
 def _ok(db: Database, tenant: TenantKeys) -> None:
