@@ -19,6 +19,7 @@ from couponry.config import Settings
 from couponry.domain.imports import CodeLineCounter, ImportedCode, ProblemList
 from couponry.domain.jobs import IMPORT_CODES, QUEUED, Job
 from couponry.domain.paging import new_id
+from couponry.services import import_job
 from couponry.services import imports as svc
 from couponry.store.db import Database
 from couponry.store.import_repo import ImportRepository
@@ -74,17 +75,6 @@ def _codes(db: Database, coupon_id: str) -> list[tuple[str, int | None]]:
         return [(row.code, row.max_uses) for row in rows]
 
 
-def _none_left(db: Database, job_id: str) -> bool:
-    """The job's file and staged lines are gone: an ended job drops them in the transaction
-    after the one that ends it, so a reader may see them for a moment."""
-    deadline = time.monotonic() + 15
-    while _leftovers(db, job_id) != (0, 0):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _leftovers(db: Database, job_id: str) -> tuple[int, int]:
     """The job's file parts and staged lines still stored."""
     with db.reader() as conn:
@@ -95,6 +85,17 @@ def _leftovers(db: Database, job_id: str) -> tuple[int, int]:
             select(func.count()).where(import_lines.c.job_id == job_id)
         ).scalar_one()
     return int(parts), int(lines)
+
+
+def _dropped(db: Database, job_id: str, seconds: float = 60) -> bool:
+    """Whether the job's file and staged lines are gone: a runner drops them in a transaction
+    of its own, just after the one that ends the job."""
+    deadline = time.monotonic() + seconds
+    while _leftovers(db, job_id) != (0, 0):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _refused(job: dict[str, Any]) -> list[tuple[int, str | None, str]]:
@@ -154,7 +155,7 @@ def test_an_import_writes_every_code_with_its_max_uses(
     job = _finished(api, reply.headers["Location"])
     assert job["status"] == "succeeded" and job["done"] == 3 and job["error"] is None
     assert _codes(db, coupon["id"]) == [("SPRING-A1", 3), ("spring-b2", None), ("Spring_C3", 1)]
-    assert _none_left(db, started["id"])
+    assert _dropped(db, started["id"])
     listed = api.get(f"/coupons/{tenant.tenant_id}/{coupon['id']}/codes").json()
     assert [c["code"] for c in listed] == ["SPRING-A1", "spring-b2", "Spring_C3"]
     # Without a max_uses column, each code may be used once (the default of POST .../codes).
@@ -204,7 +205,7 @@ def test_a_header_without_a_code_column_fails_on_line_1(
     assert (line, code) == (1, None)
     assert "unknown column(s) 'codes'" in reason and "code (required)" in reason
     assert _refused(_import(api, tenant, coupon["id"], "max_uses\n3\n"))[0][:2] == (1, None)
-    assert _codes(db, coupon["id"]) == [] and _none_left(db, job["id"])
+    assert _codes(db, coupon["id"]) == [] and _dropped(db, job["id"])
 
 
 def test_an_empty_file_fails_on_line_1(api: Api, tenant: TenantKeys, db: Database) -> None:
@@ -234,7 +235,7 @@ def test_a_bad_line_is_named_counting_the_header_and_nothing_is_written(
     ]
     assert job["error"]["lines_refused"] == 2
     assert "2 line(s) refused; nothing was imported" in job["error"]["message"]
-    assert _codes(db, coupon["id"]) == [] and _none_left(db, job["id"])
+    assert _codes(db, coupon["id"]) == [] and _dropped(db, job["id"])
 
 
 def test_a_code_repeated_in_the_file_names_the_later_line(
@@ -421,7 +422,7 @@ def test_leftovers_no_job_will_read_are_swept(tenant: TenantKeys, db: Database, 
     svc.sweep_leftovers(db, now=_now() + timedelta(hours=2))
     assert _leftovers(db, orphan) == (0, 0)
     assert _leftovers(db, held.id) == (1, 0)  # a job's file stays until the job ends
-    svc.run_import(db, held, owner="holder", clock=_now, lease=LEASE)
+    import_job.run_import(db, held, owner="holder", clock=_now, lease=LEASE)
     assert _codes(db, coupon["id"]) == [("KEPT-1", 1)] and _leftovers(db, held.id) == (0, 0)
 
 
@@ -434,7 +435,7 @@ def test_a_coupon_deleted_before_the_job_runs_fails_it(
     coupon = _coupon(api, tenant)
     job = _held(db, tenant.tenant_id, coupon["id"], b"code\nGONE-A\nGONE-B\n", "holder")
     assert api.delete(f"/coupons/{tenant.tenant_id}/{coupon['id']}").status_code == 200
-    svc.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
+    import_job.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
     view = api.get(f"/jobs/{tenant.tenant_id}/{job.id}").json()
     assert view["status"] == "failed" and view["error"]["reason"] == "coupon_deleted", view
     assert "deleted" in view["error"]["message"]
@@ -446,10 +447,10 @@ def test_a_coupon_deleted_between_the_check_and_the_copy_fails_it(
 ) -> None:
     coupon = _coupon(api, tenant)
     job = _held(db, tenant.tenant_id, coupon["id"], b"code\nLATE-A\nLATE-B\n", "holder")
-    checked = svc.check_import(db, job, owner="holder", clock=_now, lease=LEASE)
+    checked = import_job.check_import(db, job, owner="holder", clock=_now, lease=LEASE)
     assert checked is not None and checked.code_lines == 2
     assert api.delete(f"/coupons/{tenant.tenant_id}/{coupon['id']}").status_code == 200
-    svc.copy_import(db, job, checked, owner="holder", clock=_now, lease=LEASE)
+    import_job.copy_import(db, job, checked, owner="holder", clock=_now, lease=LEASE)
     view = api.get(f"/jobs/{tenant.tenant_id}/{job.id}").json()
     assert view["status"] == "failed" and view["error"]["reason"] == "coupon_deleted"
     assert _codes(db, coupon["id"]) == [] and _leftovers(db, job.id) == (0, 0)
@@ -464,11 +465,11 @@ def test_a_code_taken_between_the_check_and_the_copy_fails_the_import_naming_it(
     other = _coupon(api, tenant, "RACER")
     data = b"code\nRACE-A\nRACE-B\nRACE-C\n"
     job = _held(db, tenant.tenant_id, coupon["id"], data, "holder")
-    checked = svc.check_import(db, job, owner="holder", clock=_now, lease=LEASE)
+    checked = import_job.check_import(db, job, owner="holder", clock=_now, lease=LEASE)
     assert checked is not None and checked.refused.count == 0
     taken = api.post(f"/coupons/{tenant.tenant_id}/{other['id']}/codes", json={"codes": ["race-b"]})
     assert taken.status_code == 201
-    svc.copy_import(db, job, checked, owner="holder", clock=_now, lease=LEASE)
+    import_job.copy_import(db, job, checked, owner="holder", clock=_now, lease=LEASE)
     view = api.get(f"/jobs/{tenant.tenant_id}/{job.id}").json()
     assert _refused(view) == [
         (3, "RACE-B", f"is already a code of this tenant (a campaign code of coupon {other['id']})")
@@ -497,12 +498,12 @@ def test_an_import_whose_process_died_is_finished_by_another_exactly_once(
     assert finished["status"] == "succeeded" and finished["done"] == count, finished
     codes = _codes(db, coupon["id"])
     assert len(codes) == count and len({c.lower() for c, _ in codes}) == count
-    assert _leftovers(db, job.id) == (0, 0)
+    assert _dropped(db, job.id)
     # The dead process wakes up mid-check, or at its copy: neither writes anything.
-    assert svc.check_import(db, job, owner="dead-process", clock=_now, lease=LEASE) is None
-    stale = svc.Checked(ProblemList([]), 10_000)
-    svc.copy_import(db, job, stale, owner="dead-process", clock=_now, lease=LEASE)
-    svc.run_import(db, job, owner="dead-process", clock=_now, lease=LEASE)
+    assert import_job.check_import(db, job, owner="dead-process", clock=_now, lease=LEASE) is None
+    stale = import_job.Checked(ProblemList([]), 10_000)
+    import_job.copy_import(db, job, stale, owner="dead-process", clock=_now, lease=LEASE)
+    import_job.run_import(db, job, owner="dead-process", clock=_now, lease=LEASE)
     assert len(_codes(db, coupon["id"])) == count
     assert _job_row(db, job.id).status == "succeeded"
 
@@ -528,7 +529,7 @@ def test_hostile_files_end_the_job_never_break_it(
     coupon = _coupon(api, tenant, f"HOSTILE-{new_id()[:4]}")
     data = "\n".join([header, *lines]).encode("utf-8", "surrogatepass")
     job = _held(db, tenant.tenant_id, coupon["id"], data, "holder")
-    svc.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
+    import_job.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
     row = _job_row(db, job.id)
     assert row.status in ("succeeded", "failed")
     if row.status == "failed":
@@ -544,15 +545,15 @@ def test_a_fault_of_ours_ends_the_job_instead_of_retrying_it_forever(
     """A bug met while the file is read (injected here) fails the job without internals, and
     reaches the runner, which logs it; no process takes the job up again and again."""
 
-    class Broken(svc.FileReader):
+    class Broken(import_job.FileReader):
         def feed(self, piece: bytes) -> Any:
             raise RuntimeError("a bug of ours, with SELECT secrets")
 
     coupon = _coupon(api, tenant)
     job = _held(db, tenant.tenant_id, coupon["id"], b"code\nFAULT-1\n", "holder")
-    monkeypatch.setattr(svc, "FileReader", Broken)
+    monkeypatch.setattr(import_job, "FileReader", Broken)
     with pytest.raises(RuntimeError):
-        svc.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
+        import_job.run_import(db, job, owner="holder", clock=_now, lease=LEASE)
     view = api.get(f"/jobs/{tenant.tenant_id}/{job.id}").json()
     assert view["status"] == "failed" and view["error"]["reason"] == "internal_error"
     assert "SELECT" not in json.dumps(view["error"])
@@ -581,7 +582,7 @@ def test_one_bad_line_near_the_end_of_a_large_file_leaves_nothing_behind(
     assert _refused(job) == [
         (bad_line, "BULK-!!", "code must be 3-64 characters of letters, digits, '_' or '-'")
     ]
-    assert _codes(db, coupon["id"]) == [] and _none_left(db, job["id"])
+    assert _codes(db, coupon["id"]) == [] and _dropped(db, job["id"])
     lines[bad_line - 2] = good
     job = _import(api, tenant, coupon["id"], "code,max_uses\n" + "\n".join(lines) + "\n")
     assert job["status"] == "succeeded" and job["done"] == LARGE, job
@@ -594,4 +595,4 @@ def test_one_bad_line_near_the_end_of_a_large_file_leaves_nothing_behind(
             ).where(coupon_codes.c.coupon_id == coupon["id"], coupon_codes.c.own.is_(False))
         ).one()
     assert (count, distinct, uses) == (LARGE, LARGE, LARGE * 2)
-    assert _none_left(db, job["id"])
+    assert _dropped(db, job["id"])

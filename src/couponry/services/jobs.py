@@ -1,5 +1,5 @@
 """Background jobs (SPEC 10): starting a generation, and running a job to its end (a generation
-here, an import in services/imports.py).
+here, an import in services/import_job.py).
 
 A job is taken under a lease (store/job_repo.py) by one server process. It works in batches,
 each one transaction that writes its codes and counts them in `done`, and renews the lease;
@@ -26,7 +26,7 @@ from couponry.domain.codegen import (
 from couponry.domain.jobs import FAILED, GENERATE_CODES, IMPORT_CODES, QUEUED, SUCCEEDED, Job
 from couponry.domain.paging import Page, new_id
 from couponry.errors import CodeSpaceTooSmallError, CouponNotFound, JobNotFound
-from couponry.services.imports import run_import
+from couponry.services.import_job import run_import
 from couponry.store.code_repo import CodeRepository
 from couponry.store.coupon_repo import CouponRepository
 from couponry.store.db import Database
