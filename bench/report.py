@@ -146,9 +146,48 @@ def target_rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str, bool
     return rows
 
 
+def campaign_lines(doc: dict[str, Any]) -> list[str]:
+    """SPEC 10's targets (bench/campaign.py), from the run that measured them last."""
+    rows = doc.get("campaign") or []
+    if not rows:
+        return []
+    runs = doc.get("campaign_runs", {})
+    when = "; ".join(
+        f"{backend}: {run['codes']:,} codes and {run['redemptions']:,} redemptions"
+        f"{' (quick run: time bounds scaled to the size)' if run['quick'] else ''}, "
+        f"{run['elapsed_s']:.0f} s, finished {run['finished_at']}"
+        for backend, run in runs.items()
+    )
+    lines = [
+        "## Campaigns (SPEC 10)",
+        "",
+        "Measured by bench/campaign.py, in a database of its own per backend, through",
+        "`couponry serve --workers 2` (whose job runners generate the codes); `bench/run.py",
+        "--campaign` runs this part alone and merges it into the results. Redeem, GET and scan",
+        "are wrk runs in alternating rounds, as above: redeem by a fresh generated code against",
+        "redeem by a coupon's own code (same cart, same script); GET and scan in the tenant",
+        "against themselves before its codes were generated, each alternating with a control",
+        "tenant of the same shape that never gets a code (its ratio is how much the machine",
+        "moved in between). The export's RSS is each server process's largest growth during",
+        "the stream over its RSS just before it, sampled every 50 ms after warm-up exports of",
+        f"a small coupon. Run: {when}.",
+        "",
+        "| backend | measure | figure | bound | met |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        met = "yes" if row["met"] else "**no**"
+        lines.append(
+            f"| {row['backend']} | {row['measure']} | {row['figure']} | {row['bound']} | {met} |"
+        )
+    return ["", *lines]
+
+
 def _throughput_chart(results: list[dict[str, Any]], path: Path) -> None:
     scenarios = [
-        r for r in results if r["baseline_rps"] and not r["scenario"].startswith("scan_page_at")
+        r
+        for r in results
+        if r["baseline_rps"] and not r["scenario"].startswith(("scan_page_at", "campaign_"))
     ]
     labels = [f"{r['scenario']}\n{r['backend']}" for r in scenarios]
     fig, ax = plt.subplots(figsize=(12, 5))
@@ -226,6 +265,7 @@ def write_report(doc: dict[str, Any], docs: Path) -> None:
             f"around an app that answers at once ({cost['observed_us']:.1f} against "
             f"{cost['bare_us']:.1f} us; bench/overhead.py).",
         ]
+    lines += campaign_lines(doc)
     lines += [
         "",
         "## Every scenario",

@@ -3,8 +3,8 @@
 Starts `couponry serve --workers 2` on PostgreSQL and then on SQLite, loads data through the
 API and the store, drives each scenario with wrk from a separate process at a fixed
 concurrency and duration, runs pgbench with scripts equivalent to one redemption on the same
-PostgreSQL, measures scan latency against table size, and writes bench/results.json and
-docs/benchmarks.md (with two charts).
+PostgreSQL, measures scan latency against table size and SPEC 10's campaign targets
+(bench/campaign.py), and writes bench/results.json and docs/benchmarks.md (with two charts).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -39,6 +40,9 @@ import reference  # noqa: E402
 from bulk import bulk_load_coupons, scan_keys  # noqa: E402
 from cpu import CpuSnapshot  # noqa: E402
 from report import write_report  # noqa: E402
+
+if TYPE_CHECKING:
+    from campaign import Campaign
 
 COUPONRY = str(Path(sys.executable).with_name("couponry"))
 PG_ADMIN_URL = os.environ.get(
@@ -692,6 +696,33 @@ def machine() -> dict[str, Any]:
     }
 
 
+def campaign_module() -> ModuleType:
+    """bench/campaign.py, which builds on this module (`from run import ...`). Run as a
+    script, this module is `__main__`: it is registered as `run` too, or that import would load
+    a second copy of it."""
+    sys.modules.setdefault("run", sys.modules[__name__])
+    import campaign
+
+    return campaign
+
+
+def campaign_only(backends: list[str], settings: Settings) -> None:
+    """`--campaign`: SPEC 10's targets alone, merged into bench/results.json (every other
+    result kept as the last run left it), and docs/benchmarks.md written again."""
+    campaign = campaign_module()
+    ran = [campaign.run_campaign(backend, settings) for backend in backends]
+    path = BENCH / "results.json"
+    doc: dict[str, Any] = (
+        json.loads(path.read_text())
+        if path.exists()
+        else {"machine": machine(), "settings": asdict(settings), "elapsed_s": 0.0, "results": []}
+    )
+    campaign.merge(doc, ran)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_report(doc, ROOT / "docs")
+    print("campaign results merged into bench/results.json; docs/benchmarks.md", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about 2 minutes instead of 10")
@@ -711,6 +742,12 @@ def main() -> None:
         metavar="SCENARIO,...",
         help="run only these scenarios, with py-spy on one worker (bench/profiles/)",
     )
+    parser.add_argument(
+        "--campaign",
+        action="store_true",
+        help="only SPEC 10's campaign targets (bench/campaign.py) on --only's backend or both, "
+        "merged into bench/results.json",
+    )
     args = parser.parse_args()
     settings = Settings(
         duration=3 if args.quick else 8,
@@ -723,6 +760,9 @@ def main() -> None:
         sys.exit("wrk is missing: run `make bench`, which installs it (Debian package wrk)")
     started = time.monotonic()
     results: list[Result] = []
+    if args.campaign:
+        campaign_only([args.only] if args.only else ["postgres", "sqlite"], settings)
+        return
     if args.profile:
         wanted = set(args.profile.split(","))
         for backend in [args.only] if args.only else ["postgres", "sqlite"]:
@@ -745,6 +785,7 @@ def main() -> None:
             if r.ratio is not None:
                 print(f"  {r.backend} {r.scenario}: {r.ratio:.2f}x {r.baseline}")
         return
+    campaigns: list[Campaign] = []
     if args.only in (None, "postgres"):
         url = fresh_postgres()
         print("PostgreSQL", flush=True)
@@ -752,6 +793,8 @@ def main() -> None:
             results += run_backend("postgres", url, settings, peer=peer)
         results += pgbench_baselines(url, settings)
         results += scale("postgres", url, settings)
+        print("PostgreSQL, campaign codes (SPEC 10)", flush=True)
+        campaigns.append(campaign_module().run_campaign("postgres", settings))
     if args.only in (None, "sqlite"):
         url = fresh_sqlite()
         print("SQLite", flush=True)
@@ -760,6 +803,8 @@ def main() -> None:
         results += sqlite_before_issue_9(settings)
         if not args.quick:
             results += scale("sqlite", url, settings)
+        print("SQLite, campaign codes (SPEC 10)", flush=True)
+        campaigns.append(campaign_module().run_campaign("sqlite", settings))
     compare_with_reference(results)
     attach_baselines(results)
     elapsed = time.monotonic() - started
@@ -770,6 +815,7 @@ def main() -> None:
         "results": [asdict(r) for r in results],
         "observability": observability_cost(),
     }
+    campaign_module().merge(doc, campaigns)
     (BENCH / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     write_report(doc, ROOT / "docs")
     print(f"done in {elapsed:.0f} s: bench/results.json, docs/benchmarks.md", flush=True)

@@ -24,13 +24,16 @@ function M.seed()
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
 end
 
-function M.done(summary, latency, requests)
+-- `non_2xx`, when a script counts its answers itself (a `response` function), replaces wrk's
+-- own count of status errors (which counts only 4xx and 5xx).
+function M.done(summary, latency, requests, non_2xx)
   local e = summary.errors
+  local status = non_2xx or e.status
   io.write(string.format(
     'WRK_JSON {"requests": %d, "duration_us": %d, "errors": %d, "status_errors": %d, ' ..
     '"p50_us": %d, "p99_us": %d}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
-    e.status, latency:percentile(50), latency:percentile(99)))
+    summary.requests, summary.duration, e.connect + e.read + e.write + status + e.timeout,
+    status, latency:percentile(50), latency:percentile(99)))
 end
 
 return M

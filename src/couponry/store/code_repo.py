@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, insert, literal, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    false,
+    insert,
+    literal,
+    select,
+    text,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 
 from couponry.domain.codes import CampaignCode
 from couponry.domain.coupons import normalise_code
-from couponry.store.tables import coupon_codes, coupons, import_lines
+from couponry.store.hot_reads import aware as aware_instant
+from couponry.store.tables import UTCDateTime, coupon_codes, coupons, import_lines
 
-_CODE_COLUMNS = (
+_CODE_COLUMNS = (  # in this order: page() unpacks _PAGE_COLUMNS by position
     coupon_codes.c.seq,
     coupon_codes.c.coupon_id,
     coupon_codes.c.code,
@@ -24,6 +39,40 @@ _CODE_COLUMNS = (
     coupon_codes.c.created_at,
     coupon_codes.c.last_used_at,
 )
+
+
+# The same, with the instants as the driver gives them (naive UTC; SQLite: text), for page().
+_PAGE_COLUMNS = (
+    *_CODE_COLUMNS[:-2],
+    type_coerce(coupon_codes.c.created_at, NullType()),
+    type_coerce(coupon_codes.c.last_used_at, NullType()),
+)
+_NEW_CODE_COLUMNS = (
+    "tenant_id, coupon_id, code, code_normalized, own, max_uses, times_used, is_active, created_at"
+)
+_NEW_CODE_TYPES = (bindparam("now", type_=UTCDateTime()), bindparam("max_uses", type_=Integer()))
+# A generated batch (add_untaken) in one statement whatever its size, its codes in one
+# parameter: a JSON array of [code, normalised code] pairs, unpacked in order by the database.
+# (Inserting thousands of rows with a parameter per value spent more time building and parsing
+# that statement's SQL text in SQLAlchemy and psycopg than the database spent inserting them.)
+_ADD_UNTAKEN = {
+    "postgresql": text(
+        f"INSERT INTO coupon_codes ({_NEW_CODE_COLUMNS}) "
+        "SELECT :tenant_id, :coupon_id, b.pair ->> 0, b.pair ->> 1, false, "
+        "CAST(:max_uses AS integer), 0, true, :now "
+        "FROM json_array_elements(CAST(:batch AS json)) WITH ORDINALITY AS b(pair, n) "
+        "ORDER BY b.n "
+        "ON CONFLICT (tenant_id, code_normalized) DO NOTHING RETURNING seq"
+    ).bindparams(*_NEW_CODE_TYPES),
+    # `WHERE true` lets SQLite tell the upsert's ON from a join's.
+    "sqlite": text(
+        f"INSERT INTO coupon_codes ({_NEW_CODE_COLUMNS}) "
+        "SELECT :tenant_id, :coupon_id, json_extract(b.value, '$[0]'), "
+        "json_extract(b.value, '$[1]'), 0, :max_uses, 0, 1, :now "
+        "FROM json_each(:batch) AS b WHERE true ORDER BY b.key "
+        "ON CONFLICT (tenant_id, code_normalized) DO NOTHING RETURNING seq"
+    ).bindparams(*_NEW_CODE_TYPES),
+}
 
 
 class CodesTaken(Exception):
@@ -102,16 +151,17 @@ class CodeRepository:
     def add_untaken(
         self, coupon_id: str, codes: list[str], *, max_uses: int | None, now: datetime
     ) -> int:
-        """Insert those of the codes the tenant does not have yet (a generated batch); how many
-        went in."""
-        rows = {normalise_code(code): self._row(coupon_id, code, max_uses, now) for code in codes}
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(coupon_codes)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "code_normalized"])
-            .returning(coupon_codes.c.seq)
-        )
-        added = len(self.conn.execute(statement, list(rows.values())).all())
+        """Insert those of the codes the tenant does not have yet (a generated batch), in the
+        order given; how many went in. One statement whatever the batch's size."""
+        batch = {normalise_code(code): code for code in codes}  # a repeat goes in once
+        params = {
+            "tenant_id": self.tenant_id,
+            "coupon_id": coupon_id,
+            "max_uses": max_uses,
+            "now": now,
+            "batch": json.dumps([[code, key] for key, code in batch.items()]),
+        }
+        added = len(self.conn.execute(_ADD_UNTAKEN[self.conn.dialect.name], params).all())
         self.count_new(coupon_id, added)
         return added
 
@@ -173,7 +223,7 @@ class CodeRepository:
         self, coupon_id: str, *, after_seq: int, limit: int, used: bool | None
     ) -> list[CampaignCode]:
         """The coupon's campaign codes in the order they were made, after `after_seq`."""
-        query = select(*_CODE_COLUMNS).where(
+        query = select(*_PAGE_COLUMNS).where(
             self._campaign(coupon_id), coupon_codes.c.seq > after_seq
         )
         if used is True:
@@ -181,7 +231,33 @@ class CodeRepository:
         elif used is False:
             query = query.where(coupon_codes.c.times_used == 0)
         query = query.order_by(coupon_codes.c.seq).limit(limit)
-        return [_campaign_code(row) for row in self.conn.execute(query)]
+        # The export reads a million codes this way: the whole page in one fetch, each row
+        # unpacked by position, and each stored instant made aware once (a generated batch of
+        # thousands shares one): a third (PostgreSQL) to a half (SQLite) of the CPU of a fetch
+        # per row, attribute lookups and a conversion per value.
+        made: dict[Any, datetime] = {}
+
+        def aware(stored: Any) -> datetime:
+            found = made.get(stored)
+            if found is None:
+                found = made[stored] = aware_instant(stored)
+            return found
+
+        return [
+            CampaignCode(
+                seq,
+                coupon,
+                code,
+                max_uses,
+                uses,
+                bool(active),
+                aware(created),
+                None if last_used is None else aware(last_used),
+            )
+            for seq, coupon, code, max_uses, uses, active, created, last_used in (
+                self.conn.execute(query).all()
+            )
+        ]
 
     def deactivate(self, coupon_id: str, code: str) -> CampaignCode | None:
         """The code can no longer be redeemed; it stays taken. None if it is not theirs."""
