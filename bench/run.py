@@ -294,6 +294,24 @@ def load(base: str, database_url: str, settings: Settings, workdir: Path) -> Loa
                 codes.append(item["object"]["code"])
         hot = {"code": "HOT-1", "coupon_type": "AMOUNT", "value_amount": "5.00"}
         client.post(f"/coupons/{tenant}", json=hot).raise_for_status()
+        # Checkout (SPEC 11): a coupon to hold and confirm, and two that stack.
+        for extra in (
+            {"code": "HOLD-1", "coupon_type": "AMOUNT", "value_amount": "5.00"},
+            {
+                "code": "STACK-A",
+                "coupon_type": "PERCENT",
+                "value_percent": 10,
+                "stacking": "combinable",
+            },
+            {
+                "code": "STACK-B",
+                "coupon_type": "AMOUNT",
+                "value_amount": "5.00",
+                "stacking": "combinable",
+                "priority": 1,
+            },
+        ):
+            client.post(f"/coupons/{tenant}", json=extra).raise_for_status()
         key_id, secret = key.split(".")
         login = client.get(
             "/oltpublish/site/home.do", params={"username": key_id, "password": secret}
@@ -342,6 +360,20 @@ def scenarios(data: Loaded) -> list[tuple[str, str, dict[str, str], str]]:
             "cart.lua",
             {**common, "BENCH_PATH": f"/redemptions/{t}", "BENCH_CODE": "HOT-1"},
             "pgbench_redeem_hot",
+        ),
+        # SPEC 11, against the one-code redeem: a hold then its confirm (two requests a
+        # hold: req/s counts both), and one redemption of two stacked codes.
+        (
+            "hold_confirm",
+            "hold_confirm.lua",
+            {**common, "BENCH_CODE": "HOLD-1"},
+            "redeem_hot",
+        ),
+        (
+            "redeem_two_codes",
+            "two_codes.lua",
+            {**common, "BENCH_CODE": "STACK-A", "BENCH_CODE_2": "STACK-B"},
+            "redeem_hot",
         ),
         ("create", "create.lua", common, "hello"),
         ("batch_create_100", "batch.lua", common, "hello"),
