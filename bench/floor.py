@@ -82,7 +82,7 @@ def redeem_floor(
     async def step(conn: asyncpg.Connection) -> None:
         coupon_id, code = random.choice(coupons)
         read = {"key_id": key_id, "tenant_id": tenant_id, "code": code.lower()}
-        await conn.fetchrow(
+        found = await conn.fetchrow(
             KEY_AND_COUPON_BY_CODE.postgres, *KEY_AND_COUPON_BY_CODE.positional(read)
         )
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -104,7 +104,12 @@ def redeem_floor(
             "approved_at": None,
             "created_at": now,
             "updated_at": now,
+            "hold_expires_at": None,
+            "checkout_id": None,
             "user_limit": None,
+            "sys_version": found["sys_version"],  # the claim holds only for the coupon read
+            "held": 0,
+            "day": now.date(),
         }
         await conn.fetchrow(CLAIM_AND_RECORD.postgres, *CLAIM_AND_RECORD.positional(row))
 
