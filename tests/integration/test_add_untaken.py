@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from couponry.store.code_repo import CodeRepository
 from couponry.store.db import Database
@@ -71,3 +72,27 @@ def test_an_empty_or_wholly_taken_batch_adds_nothing(
         repo = CodeRepository(conn, tenant.tenant_id)
         assert repo.add_untaken(mine, [], max_uses=1, now=now) == 0
         assert repo.add_untaken(mine, ["gen-none", "GEN-NONE"], max_uses=1, now=now) == 0
+
+
+def test_the_batch_s_cached_plans_end_with_its_transaction(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    """On PostgreSQL a batch plans with the cache for speed; the reads after it must still be
+    planned afresh (db.py), so the setting must not outlive the batch's transaction."""
+    if db.primary.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan cache")
+    mine = _coupon(api, tenant, "GEN-PLANS")
+    show = text("SELECT current_setting('plan_cache_mode')")
+    with db.primary.connect() as conn:  # one session, two transactions
+        with conn.begin():
+            CodeRepository(conn, tenant.tenant_id).add_untaken(
+                mine, ["plans-1"], max_uses=None, now=datetime.now(UTC)
+            )
+            assert conn.execute(show).scalar() == "auto"
+        with conn.begin():
+            assert conn.execute(show).scalar() == "force_custom_plan"
+            assert conn.execute(
+                select(coupon_codes.c.code).where(
+                    coupon_codes.c.coupon_id == mine, coupon_codes.c.own.is_(False)
+                )
+            ).scalars().all() == ["plans-1"]

@@ -161,7 +161,13 @@ class CodeRepository:
             "now": now,
             "batch": json.dumps([[code, key] for key, code in batch.items()]),
         }
-        added = len(self.conn.execute(_ADD_UNTAKEN[self.conn.dialect.name], params).all())
+        dialect = self.conn.dialect.name
+        if dialect == "postgresql":
+            # The pool plans every statement afresh (db.py) for the hot reads, which would
+            # make PostgreSQL re-plan the foreign-key check of each inserted row: half the
+            # database's time in a big batch. Cached plans for this transaction only.
+            self.conn.execute(text("SELECT set_config('plan_cache_mode', 'auto', true)"))
+        added = len(self.conn.execute(_ADD_UNTAKEN[dialect], params).all())
         self.count_new(coupon_id, added)
         return added
 
