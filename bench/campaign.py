@@ -26,6 +26,7 @@ generation and export with it.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import subprocess
 import tempfile
@@ -101,6 +102,8 @@ class Campaign:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def add(self, measure: str, figure: str, bound: str, met: bool) -> None:
+        # The machine's load when the figure was taken: another job on the two cores shows.
+        figure += f"; load {os.getloadavg()[0]:.1f}"
         self.rows.append(Row(self.backend, measure, figure, bound, met))
         mark = "met" if met else "MISSED"
         print(f"  {self.backend:8} {measure}: {figure} (bound {bound}: {mark})", flush=True)

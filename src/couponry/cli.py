@@ -284,12 +284,12 @@ def codes_export(
     from couponry.services.codes import export_codes
 
     def work(db: Database) -> int:
-        lines = export_codes(db, tenant_id=tenant_id, coupon_id=coupon_id)
+        pages = export_codes(db, tenant_id=tenant_id, coupon_id=coupon_id)
         written = 0
         with open(output, "w", newline="", encoding="utf-8") if output else _stdout() as out:
-            for line in lines:
-                out.write(line)
-                written += 1
+            for page in pages:
+                out.writelines(page)
+                written += len(page)
         return written - 1
 
     count = _run(work)

@@ -73,25 +73,26 @@ def deactivate_code(db: Database, *, tenant_id: str, coupon_id: str, code: str) 
 EXPORT_PAGE = 5_000
 
 
-def export_codes(db: Database, *, tenant_id: str, coupon_id: str) -> Iterator[str]:
-    """The coupon's campaign codes as CSV lines, header first, read a page at a time so memory
-    does not grow with the number of codes. CouponNotFound before the first line."""
+def export_codes(db: Database, *, tenant_id: str, coupon_id: str) -> Iterator[list[str]]:
+    """The coupon's campaign codes as CSV lines, header first, a page of lines at a time (read
+    as they are asked for, so memory does not grow with the number of codes; and a stream
+    pulls a page per hop to its worker thread, not a line). CouponNotFound before the first."""
     with db.reader() as conn:
         if CouponRepository(conn, tenant_id).get(coupon_id) is None:
             raise CouponNotFound()
-    return _export_lines(db, tenant_id, coupon_id)
+    return _export_pages(db, tenant_id, coupon_id)
 
 
-def _export_lines(db: Database, tenant_id: str, coupon_id: str) -> Iterator[str]:
-    yield csv_line(CSV_HEADER)
+def _export_pages(db: Database, tenant_id: str, coupon_id: str) -> Iterator[list[str]]:
+    yield [csv_line(CSV_HEADER)]
     after = 0
     while True:
         with db.reader() as conn:
             page = CodeRepository(conn, tenant_id).page(
                 coupon_id, after_seq=after, limit=EXPORT_PAGE, used=None
             )
-        for code in page:
-            yield code_csv_line(code)
+        if page:
+            yield [code_csv_line(code) for code in page]
         if len(page) < EXPORT_PAGE:
             return
         after = page[-1].seq
