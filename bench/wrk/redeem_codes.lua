@@ -68,8 +68,10 @@ done = function(summary, latency, requests)
     bad = bad + thread:get("non_2xx")
   end
   if state and not fixed then
+    -- Read where this run started before opening the file for writing (which empties it).
+    local next_start = start_index() + most * nthreads
     local f = assert(io.open(state, "w"))
-    f:write(tostring(start_index() + most * nthreads), "\n")
+    f:write(tostring(next_start), "\n")
     f:close()
   end
   c.done(summary, latency, requests, bad)
