@@ -6,7 +6,7 @@ so a healthy database of millions of codes returns nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, cast, func, or_, select
 
 from couponry.domain.redemptions import HOLDING
 from couponry.store.tables import coupon_codes, coupon_days, coupons, redemptions
@@ -16,12 +16,16 @@ def code_use_problems(conn: Connection, tenant_id: str | None) -> list[str]:
     """Campaign codes whose uses differ from the redemptions holding a use through them, or
     pass their max_uses."""
     r, k = redemptions.c, coupon_codes.c
+    # The cast gives the lowered code the type (SQLite: the affinity) of the column it is
+    # joined to, so SQLite can index the grouped rows by (coupon, code) instead of scanning a
+    # coupon's used codes for each of its codes (minutes for a million).
+    code_key = cast(func.lower(r.code), coupon_codes.c.code_normalized.type)
     held_query = select(
-        r.coupon_id, func.lower(r.code).label("code_normalized"), func.count().label("uses")
+        r.coupon_id, code_key.label("code_normalized"), func.count().label("uses")
     ).where(r.status.in_(HOLDING))
     if tenant_id is not None:
         held_query = held_query.where(r.tenant_id == tenant_id)
-    held = held_query.group_by(r.coupon_id, func.lower(r.code)).subquery()
+    held = held_query.group_by(r.coupon_id, code_key).subquery()
     uses = func.coalesce(held.c.uses, 0)
     query = (
         select(k.coupon_id, k.code, k.times_used, k.max_uses, uses.label("held_uses"))
