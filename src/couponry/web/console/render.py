@@ -46,7 +46,8 @@ def environment() -> Environment:
 
 
 def _instant(value: datetime | None) -> str:
-    text = format_instant(value)
+    # To the second: a person reads these; the API shows the whole instant.
+    text = format_instant(value.replace(microsecond=0) if value else None)
     return "" if text is None else text.replace("T", " ").replace("Z", " UTC")
 
 
