@@ -39,8 +39,8 @@ def create_console(db: Database) -> FastAPI:
 
 def _domain_error(request: Request, error: e.CouponryError) -> Response:
     if isinstance(error, e.SessionEnded):
-        if request.url.path.endswith(("/jobs/" + request.path_params.get("job_id", ""),)):
-            return Response(status_code=401)  # polled by script: no page to go to
+        if "text/html" not in request.headers.get("accept", ""):
+            return Response(status_code=401)  # console.js polling a job: no page to go to
         return RedirectResponse("/console/sign-in", status_code=303)
     status = status_for(error)
     if status == 500:
