@@ -29,7 +29,7 @@ _PLACEHOLDER = "@@CODE@@"
 _COLUMNS = (
     "id, tenant_id, code, code_normalized, is_active, coupon_type, entity_type, entity_id, "
     "times_used, redeemed, sys_locked, sys_version, sys_created_at, sys_last_modified_at, "
-    "sys_created_by_id, sys_last_modified_by_id, body, credit_drawn_units, name_lower"
+    "sys_created_by_id, sys_last_modified_by_id, body, credit_drawn_units"
 )
 
 
@@ -62,8 +62,7 @@ def bulk_load_coupons(database_url: str, tenant: str, count: int) -> None:
     sql = (
         f"{head}INSERT INTO coupons ({_COLUMNS}) "
         f"SELECT {ident}, :tenant, {code}, lower({code}), true, 'PERCENT', 'SITE', :tenant, "
-        f"0, false, false, 1, :now, :now, 'bulk', 'bulk', replace(:body, :placeholder, {code}), 0, "
-        f"lower({code}) "
+        f"0, false, false, 1, :now, :now, 'bulk', 'bulk', replace(:body, :placeholder, {code}), 0 "
         f"FROM {source}"
     )
     query = text(sql).bindparams(bindparam("now", type_=UTCDateTime()))

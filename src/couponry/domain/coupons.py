@@ -231,9 +231,17 @@ def normalise_code(code: str) -> str:
     return code.lower()
 
 
-def name_key(name: str | None) -> str | None:
-    """A name as the console's search compares it: lower case (the typed text is too)."""
-    return None if name is None else name.lower()
+def name_key(name: str | None, code: str | None) -> str | None:
+    """A name as the console's search compares it: lower case (the typed text is too).
+
+    None when the name is the code in another case (a coupon created without a name is named
+    after its code): the search by code finds those, and the search by name, which leaves out
+    what the code search found, would otherwise read each of them only to leave it out.
+    """
+    if name is None:
+        return None
+    lowered = name.lower()
+    return None if code is not None and lowered == code.lower() else lowered
 
 
 def check_code(value: Any, field_name: str, problems: Problems) -> str | None:

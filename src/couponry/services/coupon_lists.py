@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from couponry.domain.coupons import Coupon, name_key
+from couponry.domain.coupons import Coupon
 from couponry.domain.paging import Page
 from couponry.domain.search import MAX_SEARCH, SearchCursor, code_prefix
 from couponry.store import coupon_lists
@@ -42,7 +42,7 @@ def search_coupons(
             found = coupon_lists.by_code_prefix(
                 conn, tenant_id, code, after=after.code if after else None, limit=limit + 1
             )
-        name = name_key(text)
+        name = text.lower()
         if len(found) <= limit and name:
             found += coupon_lists.by_name_prefix(
                 conn,

@@ -24,10 +24,18 @@ def _live(tenant_id: str) -> Any:
     return and_(c.tenant_id == tenant_id, c.deleted_at.is_(None))
 
 
-def _prefix(column: Any, prefix: str) -> Any:
+def _prefix(column: Any, prefix: str, *, above: str | None = None, inclusive: bool = True) -> Any:
+    """`column` starts with `prefix`, and is above the cursor `above` if one is given.
+
+    The cursor replaces the prefix as the range's lower bound (it is never below it): given
+    both, SQLite ranged the index from the prefix and read every row up to the cursor (120 ms
+    instead of 1 ms at the end of a million codes starting with 's', measured).
+    """
     upper = upper_bound(prefix)
-    at_least = column >= prefix
-    return at_least if upper is None else and_(at_least, column < upper)
+    if above is None:
+        above, inclusive = prefix, True
+    lower = column >= above if inclusive else column > above
+    return lower if upper is None else and_(lower, column < upper)
 
 
 def newest(
@@ -44,10 +52,8 @@ def by_code_prefix(
     conn: Connection, tenant_id: str, prefix: str, *, after: str | None, limit: int
 ) -> list[tuple[SearchCursor, Coupon]]:
     query = select(*COLUMNS, c.code_normalized).where(
-        _live(tenant_id), _prefix(c.code_normalized, prefix)
+        _live(tenant_id), _prefix(c.code_normalized, prefix, above=after, inclusive=False)
     )
-    if after is not None:
-        query = query.where(c.code_normalized > after)
     rows = conn.execute(query.order_by(c.code_normalized).limit(limit))
     return [(SearchCursor(code=row.code_normalized), row_to_coupon(row)) for row in rows]
 
@@ -63,7 +69,10 @@ def by_name_prefix(
 ) -> list[tuple[SearchCursor, Coupon]]:
     """Names that start with `prefix`, leaving out the codes that start with `code_prefix`
     (the first run showed them)."""
-    query = select(*COLUMNS, c.name_lower).where(_live(tenant_id), _prefix(c.name_lower, prefix))
+    above = after.name if after is not None else None
+    query = select(*COLUMNS, c.name_lower).where(
+        _live(tenant_id), _prefix(c.name_lower, prefix, above=above)
+    )
     if code_prefix is not None:
         query = query.where(not_(_prefix(c.code_normalized, code_prefix)))
     if after is not None and after.name is not None:

@@ -99,7 +99,7 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
     return {
         "code": data.code,
         "code_normalized": normalise_code(data.code),
-        "name_lower": name_key(data.name),
+        "name_lower": name_key(data.name, data.code),
         "is_active": data.is_active,
         "coupon_type": data.coupon_type,
         "entity_type": data.entity_type,

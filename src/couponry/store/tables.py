@@ -134,7 +134,7 @@ coupons = Table(
     Column("code", String(64), nullable=False),
     Column("code_normalized", byte_ordered(64), nullable=False),
     # The name in lower case, for the console's prefix search (SPEC 12); the name itself is in
-    # the body. NULL only on rows written before migration 0010 backfilled it.
+    # the body. NULL when the name is the code (domain.coupons.name_key).
     Column("name_lower", byte_ordered(400), nullable=True),
     Column("is_active", Boolean, nullable=False),
     Column("coupon_type", String(16), nullable=True),

@@ -1,7 +1,8 @@
 """The console (SPEC 12): its sessions, and the indexes its pages read through
 
 - console_sessions: a hash of each session's token, its tenant and key.
-- coupons.name_lower (backfilled from the body) with an index for the search by name prefix;
+- coupons.name_lower (backfilled from the body; NULL when the name is the code) with an index
+  for the search by name prefix;
   on PostgreSQL, coupons.code_normalized and name_lower compare by code point (COLLATE "C"),
   so a prefix is one index range whatever the database's collation.
 - redemptions by (tenant, status, seq): the console lists them newest first by status.
@@ -80,8 +81,8 @@ def _backfill_names() -> None:
             return
         updates = []
         for seq, body in rows:
-            name = json.loads(body).get("name")
-            updates.append({"s": seq, "n": name.lower() if isinstance(name, str) else None})
+            fields = json.loads(body)
+            updates.append({"s": seq, "n": _name_key(fields.get("name"), fields.get("code"))})
         conn.execute(
             sa.update(coupons)
             .where(coupons.c.seq == sa.bindparam("s"))
@@ -89,6 +90,14 @@ def _backfill_names() -> None:
             updates,
         )
         after = rows[-1][0]
+
+
+def _name_key(name: object, code: object) -> str | None:
+    """As domain.coupons.name_key then (a migration keeps its own copy of what it runs)."""
+    if not isinstance(name, str):
+        return None
+    lowered = name.lower()
+    return None if isinstance(code, str) and lowered == code.lower() else lowered
 
 
 def downgrade() -> None:
