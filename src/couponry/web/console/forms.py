@@ -173,3 +173,17 @@ def shown_in_form(error: CouponryError) -> bool:
     """Refusals the form shows beside its fields (or at its top, for a coupon changed by
     someone else meanwhile); any other error is the console's error page."""
     return isinstance(error, (InvalidInput, VersionConflict)) or bool(error.details)
+
+
+GENERATION_FIELDS = ("count", "pattern")
+
+
+def generation_document(typed: Mapping[str, str]) -> dict[str, Any]:
+    """`Generate codes` as the API's JSON: a count that is not a whole number goes as typed,
+    for the domain's check to name; an empty pattern is left out (ten random characters)."""
+    count = typed.get("count", "").strip()
+    doc: dict[str, Any] = {"count": int(count) if _is_int(count) else (count or None)}
+    pattern = typed.get("pattern", "").strip()
+    if pattern:
+        doc["pattern"] = pattern
+    return doc

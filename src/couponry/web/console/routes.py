@@ -7,6 +7,7 @@ rendered by the console's error pages (web/console/__init__.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,13 @@ from couponry.services import jobs as jobs_svc
 from couponry.services import redemptions as redemptions_svc
 from couponry.web.console import csrf, pages
 from couponry.web.console import session as s
-from couponry.web.console.forms import coupon_document, shown_in_form, typed_values
+from couponry.web.console.forms import (
+    GENERATION_FIELDS,
+    coupon_document,
+    generation_document,
+    shown_in_form,
+    typed_values,
+)
 from couponry.web.console.render import page
 from couponry.web.jsonio import json_response
 from couponry.web.rest.params import in_thread
@@ -31,6 +38,9 @@ from couponry.web.rest.params import in_thread
 router = APIRouter()
 PAGE = 50
 ACTIONS = {"approve", "reject", "rollback", "release"}
+# What an action's redirect says (and all a link may make the redemptions page say).
+A_CODE = re.compile(r"[A-Za-z0-9_-]{3,64}")
+DONE = re.compile(r"[0-9a-f]{4}(-[0-9a-f]{4}){3} is now [a-z_]{1,20}")
 
 
 def _see(url: str) -> RedirectResponse:
@@ -121,7 +131,8 @@ async def coupons(
         coupons=items,
         q=q,
         next_query=next_query if more else None,
-        deleted=deleted,
+        # Shown only if it could be a code: a link cannot make the page say anything else.
+        deleted=deleted if deleted and A_CODE.fullmatch(deleted) else None,
         now=s.now(),
     )
 
@@ -243,12 +254,8 @@ async def delete_coupon(request: Request, coupon_id: str, posted: s.PostedForm) 
 @router.post("/coupons/{coupon_id}/codes")
 async def generate_codes(request: Request, coupon_id: str, posted: s.PostedForm) -> Response:
     who = posted.caller
-    typed = {name: str(posted.form.get(name, "")) for name in ("count", "pattern")}
-    doc: dict[str, Any] = {"count": int(typed["count"]) if typed["count"].isdigit() else None}
-    if typed["count"].strip() and not typed["count"].isdigit():
-        doc["count"] = typed["count"]
-    if typed["pattern"].strip():
-        doc["pattern"] = typed["pattern"].strip()
+    typed = {name: str(posted.form.get(name, "")) for name in GENERATION_FIELDS}
+    doc = generation_document(typed)
     try:
         started = await in_thread(
             lambda: jobs_svc.start_generation(
@@ -329,7 +336,7 @@ async def redemptions(
         filters=filters,
         here=f"/console/redemptions?{_query(filters | {'before': before})}",
         next_query=filters | {"before": listed.last_seq} if listed.last_seq else None,
-        done=done,
+        done=done if done and DONE.fullmatch(done) else None,
     )
 
 
