@@ -64,7 +64,8 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
             database.dispose()
 
     app = FastAPI(
-        # /docs is served below from installed files; ReDoc would load from a CDN (SPEC 12).
+        # /docs is served below from installed files; ReDoc's bundle loads its logo from a
+        # CDN, so it is not offered (SPEC 12: no request leaves the host).
         docs_url=None,
         redoc_url=None,
         title="couponry",

@@ -1,13 +1,13 @@
-"""/docs from Swagger UI files installed with couponry, so it works without the internet.
+"""/docs from files installed with couponry, so it works without the internet.
 
-FastAPI's default page loads Swagger UI from a CDN. The files come from the
-drf-spectacular-sidecar package (Swagger UI 5, which reads OpenAPI 3.1), found without
-importing it: its __init__ imports Django, which couponry never loads.
+FastAPI's default page loads Swagger UI from a CDN. The files come from the fastapi-offline
+package (Swagger UI 5, which reads OpenAPI 3.1); only its static files are used. ReDoc is
+not offered: its bundle loads its logo from Redocly's CDN.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,16 +19,12 @@ from starlette.staticfiles import StaticFiles
 ASSETS = "/docs/assets"
 
 
-def swagger_ui_dir() -> Path:
-    spec = importlib.util.find_spec("drf_spectacular_sidecar")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("drf-spectacular-sidecar is not installed (see pyproject.toml)")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return root / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+def docs_assets_dir() -> Path:
+    return Path(str(files("fastapi_offline") / "static"))
 
 
 def add_local_docs(app: FastAPI) -> None:
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_dir()), name="swagger-ui")
+    app.mount(ASSETS, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
@@ -37,5 +33,7 @@ def add_local_docs(app: FastAPI) -> None:
             title="couponry: API",
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
+            # Swagger UI would otherwise send the document to swagger.io's online validator.
+            swagger_ui_parameters={"validatorUrl": None},
         )
