@@ -76,6 +76,11 @@ def test_cookie_flags_and_secure_under_tls(browser: Any, tenant: TenantKeys) -> 
     cookie = plain.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
     assert "Secure" not in cookie
+    [session] = [
+        c for c in plain.headers.get_list("set-cookie") if c.startswith("couponry_console=")
+    ]
+    # No age: the server ends a session after 12 idle hours, not the browser 12 hours in.
+    assert "max-age" not in session.lower() and "expires" not in session.lower()
     browser.cookies.clear()
     tls = _sign_in(browser, tenant.admin, base="https://testserver")
     assert tls.status_code == 303 and "Secure" in tls.headers["set-cookie"]

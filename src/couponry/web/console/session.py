@@ -26,7 +26,6 @@ from couponry.web.console import csrf
 COOKIE = "couponry_console"
 SIGN_IN_COOKIE = "couponry_console_sign_in"  # the sign-in form's own CSRF value
 PATH = "/console"
-MAX_AGE = int(svc.IDLE_LIFETIME.total_seconds())
 
 
 def now() -> datetime:
@@ -81,7 +80,9 @@ async def posted(request: Request, caller: SignedIn) -> Posted:
 PostedForm = Annotated[Posted, Depends(posted)]
 
 
-def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+def _cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int | None
+) -> None:
     response.set_cookie(
         name,
         value,
@@ -94,8 +95,9 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 
 
 def start_session(response: Response, request: Request, token: str) -> None:
-    # Refreshed on each sign-in only: the server, not the cookie's age, ends an idle session.
-    _cookie(response, request, COOKIE, token, MAX_AGE)
+    # A cookie for the browser's session, without an age: the server ends a session after 12
+    # idle hours, and an age set here would end a busy one 12 hours after it began.
+    _cookie(response, request, COOKIE, token, None)
     response.delete_cookie(SIGN_IN_COOKIE, path=PATH)
 
 
