@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 REF_VENV := .venv-reference
 REF_STAMP := $(REF_VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean bench bench-quick wrk
+.PHONY: install run test lint typecheck unit clean bench bench-quick wrk chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The console's browser tests drive Debian's Chromium (Playwright's own download is not used).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+install: $(STAMP) chromium
 
 run: $(STAMP)
 	mkdir -p var
@@ -30,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) chromium lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Benchmarks are never part of `make test`. They need wrk (Debian package) and a local

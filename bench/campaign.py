@@ -125,10 +125,10 @@ def run_campaign(backend: str, settings: Settings) -> Campaign:
             campaign_id = _coupon(api, data.tenant, "CAMPAIGN-1")
             small_id = _coupon(api, data.tenant, "SMALL-1")
             stats_id = _coupon(api, data.tenant, "STATS-1")
-            _generate(api, data.tenant, small_id, SMALL_CODES)
+            generate_codes(api, data.tenant, small_id, SMALL_CODES)
             before = _reads(out, "before", base, pid, url, data, control, settings)
 
-            seconds = _generate(api, data.tenant, campaign_id, size)
+            seconds = generate_codes(api, data.tenant, campaign_id, size)
             _generation_rows(out, seconds, url, data.tenant, campaign_id)
 
             quiesce(url)
@@ -177,7 +177,7 @@ def _coupon(api: httpx.Client, tenant: str, code: str) -> str:
     return str(reply.json()["id"])
 
 
-def _generate(api: httpx.Client, tenant: str, coupon_id: str, count: int) -> float:
+def generate_codes(api: httpx.Client, tenant: str, coupon_id: str, count: int) -> float:
     """Seconds from the POST until its job succeeded (a server process runs it)."""
     started = time.monotonic()
     reply = api.post(f"/coupons/{tenant}/{coupon_id}/codes/generate", json={"count": count})

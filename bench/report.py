@@ -146,6 +146,39 @@ def target_rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str, bool
     return rows
 
 
+def console_lines(doc: dict[str, Any]) -> list[str]:
+    """SPEC 12's pages (bench/console.py), from the run that measured them last."""
+    rows = doc.get("console") or []
+    if not rows:
+        return []
+    when = "; ".join(
+        f"{backend}: {run['coupons']:,} coupons, {run['codes']:,} codes on one coupon, "
+        f"{run['redemptions']:,} redemptions of another"
+        f"{' (quick run)' if run['quick'] else ''}, finished {run['finished_at']}, "
+        f"load {run['load']}"
+        for backend, run in doc.get("console_runs", {}).items()
+    )
+    lines = [
+        "## The console (SPEC 12)",
+        "",
+        "Measured by bench/console.py, in a database of its own per backend, through `couponry",
+        "serve --workers 2`, signed in as a user is (the sign-in form, its CSRF token, the",
+        "session cookie): each page 100 times in a row after 10 warm-up requests, timed by the",
+        "client on localhost (an upper bound of the server's time). Bound: p99 under 50 ms.",
+        f"Run: {when}.",
+        "",
+        "| backend | page | path | p50 ms | p99 ms | max ms | met |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        met = "yes" if row["met"] else "**no**"
+        lines.append(
+            f"| {row['backend']} | {row['page']} | `{row['path']}` | {row['p50_ms']:.1f} | "
+            f"{row['p99_ms']:.1f} | {row['max_ms']:.1f} | {met} |"
+        )
+    return ["", *lines]
+
+
 def campaign_lines(doc: dict[str, Any]) -> list[str]:
     """SPEC 10's targets (bench/campaign.py), from the run that measured them last."""
     rows = doc.get("campaign") or []
@@ -266,6 +299,7 @@ def write_report(doc: dict[str, Any], docs: Path) -> None:
             f"{cost['bare_us']:.1f} us; bench/overhead.py).",
         ]
     lines += campaign_lines(doc)
+    lines += console_lines(doc)
     lines += [
         "",
         "## Every scenario",

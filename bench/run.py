@@ -742,21 +742,34 @@ def campaign_module() -> ModuleType:
     return campaign
 
 
-def campaign_only(backends: list[str], settings: Settings) -> None:
-    """`--campaign`: SPEC 10's targets alone, merged into bench/results.json (every other
-    result kept as the last run left it), and docs/benchmarks.md written again."""
-    campaign = campaign_module()
-    ran = [campaign.run_campaign(backend, settings) for backend in backends]
+def console_module() -> ModuleType:
+    """bench/console.py (see campaign_module)."""
+    sys.modules.setdefault("run", sys.modules[__name__])
+    import console
+
+    return console
+
+
+def part_only(part: str, backends: list[str], settings: Settings) -> None:
+    """`--campaign` (SPEC 10's targets) or `--console` (SPEC 12's) alone, merged into
+    bench/results.json (every other result kept as the last run left it), and
+    docs/benchmarks.md written again."""
+    if part == "campaign":
+        module = campaign_module()
+        ran: list[Any] = [module.run_campaign(backend, settings) for backend in backends]
+    else:
+        module = console_module()
+        ran = [module.run_console(backend, settings) for backend in backends]
     path = BENCH / "results.json"
     doc: dict[str, Any] = (
         json.loads(path.read_text())
         if path.exists()
         else {"machine": machine(), "settings": asdict(settings), "elapsed_s": 0.0, "results": []}
     )
-    campaign.merge(doc, ran)
+    module.merge(doc, ran)
     path.write_text(json.dumps(doc, indent=2) + "\n")
     write_report(doc, ROOT / "docs")
-    print("campaign results merged into bench/results.json; docs/benchmarks.md", flush=True)
+    print(f"{part} results merged into bench/results.json; docs/benchmarks.md", flush=True)
 
 
 def main() -> None:
@@ -784,6 +797,12 @@ def main() -> None:
         help="only SPEC 10's campaign targets (bench/campaign.py) on --only's backend or both, "
         "merged into bench/results.json",
     )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="only SPEC 12's console pages (bench/console.py) on --only's backend or both, "
+        "merged into bench/results.json",
+    )
     args = parser.parse_args()
     settings = Settings(
         duration=3 if args.quick else 8,
@@ -796,8 +815,9 @@ def main() -> None:
         sys.exit("wrk is missing: run `make bench`, which installs it (Debian package wrk)")
     started = time.monotonic()
     results: list[Result] = []
-    if args.campaign:
-        campaign_only([args.only] if args.only else ["postgres", "sqlite"], settings)
+    if args.campaign or args.console:
+        part = "campaign" if args.campaign else "console"
+        part_only(part, [args.only] if args.only else ["postgres", "sqlite"], settings)
         return
     if args.profile:
         wanted = set(args.profile.split(","))
@@ -822,6 +842,7 @@ def main() -> None:
                 print(f"  {r.backend} {r.scenario}: {r.ratio:.2f}x {r.baseline}")
         return
     campaigns: list[Campaign] = []
+    consoles: list[Any] = []
     if args.only in (None, "postgres"):
         url = fresh_postgres()
         print("PostgreSQL", flush=True)
@@ -831,6 +852,8 @@ def main() -> None:
         results += scale("postgres", url, settings)
         print("PostgreSQL, campaign codes (SPEC 10)", flush=True)
         campaigns.append(campaign_module().run_campaign("postgres", settings))
+        print("PostgreSQL, the console (SPEC 12)", flush=True)
+        consoles.append(console_module().run_console("postgres", settings))
     if args.only in (None, "sqlite"):
         url = fresh_sqlite()
         print("SQLite", flush=True)
@@ -841,6 +864,8 @@ def main() -> None:
             results += scale("sqlite", url, settings)
         print("SQLite, campaign codes (SPEC 10)", flush=True)
         campaigns.append(campaign_module().run_campaign("sqlite", settings))
+        print("SQLite, the console (SPEC 12)", flush=True)
+        consoles.append(console_module().run_console("sqlite", settings))
     compare_with_reference(results)
     attach_baselines(results)
     elapsed = time.monotonic() - started
@@ -852,6 +877,7 @@ def main() -> None:
         "observability": observability_cost(),
     }
     campaign_module().merge(doc, campaigns)
+    console_module().merge(doc, consoles)
     (BENCH / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     write_report(doc, ROOT / "docs")
     print(f"done in {elapsed:.0f} s: bench/results.json, docs/benchmarks.md", flush=True)

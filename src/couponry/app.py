@@ -21,6 +21,8 @@ from couponry.store.async_db import AsyncDatabase
 from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
 from couponry.web.background import JobRunner
+from couponry.web.console import create_console
+from couponry.web.docs import add_local_docs
 from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
 from couponry.web.guard import RequestGuard
@@ -62,6 +64,10 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
             database.dispose()
 
     app = FastAPI(
+        # /docs is served below from installed files; ReDoc's bundle loads its logo from a
+        # CDN, so it is not offered (SPEC 12: no request leaves the host).
+        docs_url=None,
+        redoc_url=None,
         title="couponry",
         version="0.1.0",
         description=DESCRIPTION,
@@ -86,6 +92,8 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(edubrite.router)
     _add_operational_routes(app, database)
+    app.mount("/console", create_console(database))
+    add_local_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

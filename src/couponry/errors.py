@@ -281,6 +281,23 @@ class RoleForbidden(Forbidden):
     code = "insufficient_role"
 
 
+class SessionEnded(Unauthorized):
+    """A console session that is unknown, expired, signed out, or whose key was revoked."""
+
+    code = "session_ended"
+    default_message = "Your session has ended: sign in again."
+
+
+class CsrfRefused(Forbidden):
+    """A console form without its session's CSRF token (SPEC 12)."""
+
+    code = "csrf_refused"
+    default_message = (
+        "This form was refused: its security token is missing or out of date. "
+        "Go back, reload the page and try again."
+    )
+
+
 class WrongTenant(Forbidden):
     code = "wrong_tenant"
     default_message = "This key belongs to another tenant."

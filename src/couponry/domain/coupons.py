@@ -231,6 +231,19 @@ def normalise_code(code: str) -> str:
     return code.lower()
 
 
+def name_key(name: str | None, code: str | None) -> str | None:
+    """A name as the console's search compares it: lower case (the typed text is too).
+
+    None when the name is the code in another case (a coupon created without a name is named
+    after its code): the search by code finds those, and the search by name, which leaves out
+    what the code search found, would otherwise read each of them only to leave it out.
+    """
+    if name is None:
+        return None
+    lowered = name.lower()
+    return None if code is not None and lowered == code.lower() else lowered
+
+
 def check_code(value: Any, field_name: str, problems: Problems) -> str | None:
     if not isinstance(value, str):
         problems.add(field_name, "must be a string")
@@ -524,6 +537,16 @@ _NULLABLE = {
     *(cat.info for cat in CATEGORIES),
 }
 
+# The fields that take one of a few values: the checks below and the console's form read them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "coupon_type": COUPON_TYPES,
+    "entity_type": ENTITY_TYPES,
+    "discount_method": DISCOUNT_METHODS,
+    "applies_to": APPLIES_TO,
+    "stacking": STACKING_MODES,
+}
+NULLABLE_FIELDS = frozenset(_NULLABLE)
+
 _FIELD_CHECKS: dict[str, Any] = {
     "name": _text(200, 1),
     "code": check_code,
@@ -533,22 +556,22 @@ _FIELD_CHECKS: dict[str, Any] = {
     "code_generation_html": _text(65_536),
     "sys_external_id": _text(200),
     "sys_locked": check_bool,
-    "coupon_type": _enum(COUPON_TYPES),
-    "entity_type": _enum(ENTITY_TYPES),
+    "coupon_type": _enum(CHOICES["coupon_type"]),
+    "entity_type": _enum(CHOICES["entity_type"]),
     "entity_id": _text(2_000, 1),
     "value_amount": check_money,
     "value_percent": check_percent,
-    "discount_method": _enum(DISCOUNT_METHODS),
+    "discount_method": _enum(CHOICES["discount_method"]),
     "discount_product_id": _text(200, 1),
     "maximum_discount": check_money,
     "starts_at": check_instant,
     "expires_at": check_instant,
     "usage_limit": _positive_int,
     "max_uses_per_user": _positive_int,
-    "applies_to": _enum(APPLIES_TO),
+    "applies_to": _enum(CHOICES["applies_to"]),
     "authorized_group_id": _text(2_000, 1),
     "budget_amount": check_money,
-    "stacking": _enum(STACKING_MODES),
+    "stacking": _enum(CHOICES["stacking"]),
     "priority": _priority,
     **{cat.flag: check_bool for cat in CATEGORIES},
     **{cat.info: _check_info(cat) for cat in CATEGORIES},

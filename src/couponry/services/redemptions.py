@@ -842,3 +842,22 @@ def list_redemptions(
             code=code,
         )
     return Page.from_rows(rows, limit)
+
+
+def list_newest_redemptions(
+    db: Database,
+    *,
+    tenant_id: str,
+    before_seq: int | None,
+    limit: int,
+    status: str | None,
+    code: str | None,
+) -> Page[Redemption]:
+    """Newest first, keyset pages (the console); `code` in any case."""
+    with db.reader() as conn:
+        if code is not None:
+            code = CodeRepository(conn, tenant_id).spelling(code) or code
+        rows = RedemptionRepository(conn, tenant_id).newest_page(
+            before_seq=before_seq, limit=limit + 1, status=status, code=code
+        )
+    return Page.from_rows(rows, limit)

@@ -12,7 +12,13 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 from sqlalchemy.exc import IntegrityError
 
 from couponry.domain.codes import TypedCode
-from couponry.domain.coupons import Coupon, CouponFields, normalise_code, stored_coupon_view
+from couponry.domain.coupons import (
+    Coupon,
+    CouponFields,
+    name_key,
+    normalise_code,
+    stored_coupon_view,
+)
 from couponry.domain.money import from_units, to_units
 from couponry.domain.paging import looks_like_id
 from couponry.errors import CodeTaken, FieldProblem
@@ -93,6 +99,7 @@ def _field_columns(data: CouponFields) -> dict[str, Any]:
     return {
         "code": data.code,
         "code_normalized": normalise_code(data.code),
+        "name_lower": name_key(data.name, data.code),
         "is_active": data.is_active,
         "coupon_type": data.coupon_type,
         "entity_type": data.entity_type,

@@ -493,6 +493,22 @@ class RedemptionRepository:
         rows = self.conn.execute(query.order_by(r.seq).limit(limit))
         return [(row.seq, _row_to_redemption(row)) for row in rows]
 
+    def newest_page(
+        self, *, before_seq: int | None, limit: int, status: str | None, code: str | None
+    ) -> list[tuple[int, Redemption]]:
+        """Newest first (the console): by (tenant, code, seq) or (tenant, status, seq) when
+        filtered, else by (tenant, seq), each read backwards from the cursor."""
+        r = redemptions.c
+        query = select(redemptions).where(r.tenant_id == self.tenant_id)
+        if before_seq is not None:
+            query = query.where(r.seq < before_seq)
+        if status is not None:
+            query = query.where(r.status == status)
+        if code is not None:
+            query = query.where(r.code == code)
+        rows = self.conn.execute(query.order_by(r.seq.desc()).limit(limit))
+        return [(row.seq, _row_to_redemption(row)) for row in rows]
+
     def move(
         self,
         redemption_id: str,

@@ -66,6 +66,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 # Auto-incrementing 64-bit keys that SQLite also treats as its rowid.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def byte_ordered(length: int) -> String:
+    """Text compared by code point on both databases (SQLite's BINARY; "C" on PostgreSQL), so
+    a prefix is one index range `>= p AND < p'` whatever the database's own collation."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 tenants = Table(
     "tenants",
     metadata,
@@ -125,7 +132,10 @@ coupons = Table(
     Column("id", String(19), nullable=False, unique=True),
     Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
     Column("code", String(64), nullable=False),
-    Column("code_normalized", String(64), nullable=False),
+    Column("code_normalized", byte_ordered(64), nullable=False),
+    # The name in lower case, for the console's prefix search (SPEC 12); the name itself is in
+    # the body. NULL when the name is the code (domain.coupons.name_key).
+    Column("name_lower", byte_ordered(400), nullable=True),
     Column("is_active", Boolean, nullable=False),
     Column("coupon_type", String(16), nullable=True),
     Column("entity_type", String(16), nullable=True),
@@ -178,6 +188,15 @@ coupons = Table(
         "tenant_id",
         "code_normalized",
         unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    # The console's search by name prefix, in name order (seq breaks ties for keyset pages).
+    Index(
+        "ix_coupons_live_name",
+        "tenant_id",
+        "name_lower",
+        "seq",
         sqlite_where=text("deleted_at IS NULL"),
         postgresql_where=text("deleted_at IS NULL"),
     ),
@@ -269,6 +288,19 @@ sessions = Table(
     Index("ix_sessions_tenant_seq", "tenant_id", "seq"),
 )
 
+# Console sessions (SPEC 12): only a hash of the cookie's token is kept; the key is read with
+# each request, so revoking it ends its sessions at once.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("tenant_id", String(63), ForeignKey("tenants.id"), nullable=False),
+    Column("key_id", String(32), ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Index("ix_console_sessions_last_seen_at", "last_seen_at"),
+)
+
 redemptions = Table(
     "redemptions",
     metadata,
@@ -300,6 +332,8 @@ redemptions = Table(
     Index("ix_redemptions_coupon_status", "coupon_id", "status"),
     Index("ix_redemptions_tenant_user_seq", "tenant_id", "user_id", "seq"),
     Index("ix_redemptions_tenant_code_seq", "tenant_id", "code", "seq"),
+    # The console's redemptions filtered by status, newest first.
+    Index("ix_redemptions_tenant_status_seq", "tenant_id", "status", "seq"),
 )
 
 # Redemptions made per coupon and UTC day, whatever their status now (SPEC 10's stats): kept
