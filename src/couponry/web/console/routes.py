@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from couponry.errors import CouponryError, InvalidCredentials, InvalidInput, RoleForbidden
 from couponry.services import codes as codes_svc
@@ -32,6 +32,7 @@ from couponry.web.console.forms import (
     typed_values,
 )
 from couponry.web.console.render import page
+from couponry.web.csv_stream import csv_download
 from couponry.web.jsonio import json_response
 from couponry.web.rest.params import in_thread
 
@@ -284,15 +285,12 @@ async def generate_codes(request: Request, coupon_id: str, posted: s.PostedForm)
 
 @router.get("/coupons/{coupon_id}/codes.csv")
 async def export_codes(request: Request, who: s.SignedIn, coupon_id: str) -> Response:
-    lines = await in_thread(
+    pages = await in_thread(
         lambda: codes_svc.export_codes(
             s.database(request), tenant_id=who.tenant_id, coupon_id=coupon_id
         )
     )
-    disposition = f'attachment; filename="codes-{coupon_id}.csv"'
-    return StreamingResponse(
-        lines, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition}
-    )
+    return csv_download(pages, f"codes-{coupon_id}.csv")
 
 
 @router.get("/jobs/{job_id}")

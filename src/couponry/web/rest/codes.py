@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from couponry.domain.codes import code_view
 from couponry.services import codes as svc
 from couponry.store.db import Database
 from couponry.web.auth import AdminKey, Body
+from couponry.web.csv_stream import csv_download
 from couponry.web.jsonio import decode_json_body, json_response
 from couponry.web.rest import params as p
 from couponry.web.rest.schemas import body_doc, errors_doc
@@ -113,11 +114,7 @@ async def export_codes(
     pages = await p.in_thread(
         lambda: svc.export_codes(_db(request), tenant_id=tenant_id, coupon_id=coupon_id)
     )
-    return StreamingResponse(
-        ("".join(page).encode() for page in pages),  # each read in a worker thread as sent
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="codes-{coupon_id}.csv"'},
-    )
+    return csv_download(pages, f"codes-{coupon_id}.csv")
 
 
 @router.delete(
