@@ -135,3 +135,27 @@ def test_downgrade_from_0004_gives_back_the_replies_the_old_code_stored(empty_ur
         assert read_outcomes(db) == EXPECTED
     finally:
         db.dispose()
+
+
+def test_campaign_codes_leave_room_for_an_update_in_place(empty_url: str) -> None:
+    """PostgreSQL: pages of coupon_codes keep 15% free, so a redemption's update of a code
+    stays on its page (0011); SQLite has no such setting and the migration leaves it be."""
+    db = Database.from_urls(empty_url)
+    try:
+        upgrade(db.primary)
+        if db.primary.dialect.name != "postgresql":
+            assert current_revision(db.primary) == head_revision()
+            return
+        with db.primary.connect() as conn:
+            options = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'coupon_codes'")
+            ).scalar()
+        assert options == ["fillfactor=85"]
+        downgrade(db.primary, "0010")
+        with db.primary.connect() as conn:
+            options = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'coupon_codes'")
+            ).scalar()
+        assert options is None
+    finally:
+        db.dispose()
