@@ -2,8 +2,9 @@
 with 1,000,000 coupons and 1,000,000 codes in the tenant.
 
 For one backend, in a database of its own, with `couponry serve --workers 2` running: a tenant
-with `size` bulk-loaded coupons, a campaign coupon whose `size` codes its job generates, and
-100,000 redemptions of another coupon bulk-loaded over 90 days (1 in 100 pending approval).
+with `size` bulk-loaded coupons, a campaign coupon whose `size` codes its job generates,
+100,000 redemptions of another coupon bulk-loaded over 90 days (1 in 100 pending approval),
+and a tree of 50 groups, the first with 300 members.
 Then, signed in to the console as a user would be (the sign-in form, its CSRF token, the
 session cookie), each page is asked for 100 times in a row after 10 warm-up requests. The time
 is the client's, from the request to the last byte on localhost: an upper bound of the
@@ -33,6 +34,8 @@ DATABASE = "couponry_bench_console"
 BOUND_MS = 50.0
 REQUESTS = 100
 WARMUP = 10
+GROUPS = 50
+MEMBERS = 300
 
 
 @dataclass
@@ -71,6 +74,7 @@ def run_console(backend: str, settings: Settings) -> ConsoleRun:
         with httpx.Client(base_url=base, headers={"Authorization": key}, timeout=300) as api:
             campaign_id = _coupon(api, tenant, "SPRING-CAMPAIGN", "Spring campaign")
             stats_id = _coupon(api, tenant, "MEMBERS-10", "Members ten off")
+            group_id = _groups(api, tenant)
             seconds = generate_codes(api, tenant, campaign_id, size)
             print(f"  {backend:8} generated {size:,} codes in {seconds:.1f} s", flush=True)
         bulk_load_redemptions(
@@ -96,7 +100,8 @@ def run_console(backend: str, settings: Settings) -> ConsoleRun:
                 "Redemptions (newest first)": "/console/redemptions",
                 "Redemptions pending approval": "/console/redemptions?status=pending_approval",
                 "Redemptions of one code": "/console/redemptions?code=MEMBERS-10",
-                "Groups": "/console/groups",
+                "Groups (the tree of 50)": "/console/groups",
+                f"A group with {MEMBERS} members": f"/console/groups/{group_id}",
             }
             pages["Coupons, a later page"] = _next_page(browser, "/console/coupons")
             for name, path in pages.items():
@@ -128,6 +133,21 @@ def _coupon(api: httpx.Client, tenant: str, code: str, name: str) -> str:
     reply = api.post(f"/coupons/{tenant}", json=body)
     reply.raise_for_status()
     return str(reply.json()["id"])
+
+
+def _groups(api: httpx.Client, tenant: str) -> str:
+    """GROUPS groups, the later ones each under an earlier one; MEMBERS in the first."""
+    ids: list[str] = []
+    for n in range(GROUPS):
+        body: dict[str, Any] = {"name": f"Chapter {n:02d}"}
+        if ids:
+            body["parent_id"] = ids[(n - 1) // 3]
+        reply = api.post(f"/groups/{tenant}", json=body)
+        reply.raise_for_status()
+        ids.append(str(reply.json()["id"]))
+    for n in range(MEMBERS):
+        api.put(f"/groups/{tenant}/{ids[0]}/members/user-{n:04d}", json={}).raise_for_status()
+    return ids[0]
 
 
 def _sign_in(browser: httpx.Client, key: str) -> None:

@@ -185,3 +185,20 @@ def test_search_by_code_then_by_name_in_pages(db: Database, api: Any, tenant: Te
         db, tenant_id=tenant.tenant_id, before_seq=newest.last_seq, limit=4
     )
     assert [c.code for c in rest.items] == ["SAVE-2", "SAVE-1"] and rest.last_seq is None
+
+
+def test_a_group_page_shows_its_first_members_and_says_so(
+    api: Any, tenant: TenantKeys, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from couponry.services import console_pages
+
+    monkeypatch.setattr(console_pages, "MEMBERS_SHOWN", 2)
+    group = api.post(f"/groups/{tenant.tenant_id}", json={"name": "Big group"}).json()
+    for user in ("u-1", "u-2", "u-3"):
+        path = f"/groups/{tenant.tenant_id}/{group['id']}/members/{user}"
+        assert api.put(path, json={}).status_code == 201
+    found = console_pages.group_overview(db, tenant_id=tenant.tenant_id, group_id=group["id"])
+    assert [m.user_id for m in found.members] == ["u-1", "u-2"] and found.more_members
+    monkeypatch.setattr(console_pages, "MEMBERS_SHOWN", 3)
+    found = console_pages.group_overview(db, tenant_id=tenant.tenant_id, group_id=group["id"])
+    assert len(found.members) == 3 and not found.more_members

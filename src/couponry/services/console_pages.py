@@ -21,6 +21,7 @@ from couponry.services.stats import get_stats
 from couponry.store.db import Database
 
 GROUPS_SHOWN = 500
+MEMBERS_SHOWN = 500
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,24 @@ class GroupOverview:
     groups: list[Group]  # the tenant's groups, oldest first (the page draws the tree)
     more: bool
     selected: Group | None
-    members: list[Member]
+    members: list[Member]  # the first MEMBERS_SHOWN, oldest first
+    more_members: bool
 
 
 def group_overview(db: Database, *, tenant_id: str, group_id: str | None) -> GroupOverview:
-    """The tenant's groups (the first GROUPS_SHOWN), and one group's members; GroupNotFound."""
+    """The tenant's groups (the first GROUPS_SHOWN), and one group's members (the first
+    MEMBERS_SHOWN); GroupNotFound."""
     selected = get_group(db, tenant_id=tenant_id, group_id=group_id) if group_id else None
     listed = list_groups(db, tenant_id=tenant_id, after_seq=0, limit=GROUPS_SHOWN, parent_id=None)
-    members = list_members(db, tenant_id=tenant_id, group_id=group_id) if group_id else []
-    return GroupOverview(listed.items, listed.last_seq is not None, selected, members)
+    members = (
+        list_members(db, tenant_id=tenant_id, group_id=group_id, limit=MEMBERS_SHOWN + 1)
+        if group_id
+        else []
+    )
+    return GroupOverview(
+        listed.items,
+        listed.last_seq is not None,
+        selected,
+        members[:MEMBERS_SHOWN],
+        len(members) > MEMBERS_SHOWN,
+    )

@@ -173,12 +173,15 @@ def delete_member(db: Database, *, tenant_id: str, group_id: str, user_id: str) 
             raise MemberNotFound()
 
 
-def list_members(db: Database, *, tenant_id: str, group_id: str) -> list[Member]:
+def list_members(
+    db: Database, *, tenant_id: str, group_id: str, limit: int | None = None
+) -> list[Member]:
+    """A group's members, oldest first (the first `limit` of them); GroupNotFound."""
     with db.reader() as conn:
         repo = GroupRepository(conn, tenant_id)
         if repo.get(group_id) is None:
             raise GroupNotFound()
-        return repo.members(group_id)
+        return repo.members(group_id, limit=limit)
 
 
 def _existing_group(conn: Connection, tenant_id: str, group_id: str) -> GroupRepository:

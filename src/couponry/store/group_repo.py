@@ -174,12 +174,13 @@ class GroupRepository:
         )
         return result.rowcount == 1
 
-    def members(self, group_id: str) -> list[Member]:
-        rows = self.conn.execute(
+    def members(self, group_id: str, *, limit: int | None = None) -> list[Member]:
+        query = (
             select(group_members)
             .where(
                 group_members.c.tenant_id == self.tenant_id, group_members.c.group_id == group_id
             )
             .order_by(group_members.c.created_at, group_members.c.user_id)
         )
+        rows = self.conn.execute(query if limit is None else query.limit(limit))
         return [Member(r.group_id, r.user_id, r.role, r.expires_at) for r in rows]

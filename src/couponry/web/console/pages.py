@@ -11,7 +11,7 @@ from starlette.responses import Response
 from couponry.domain.coupons import Coupon
 from couponry.domain.groups import Group
 from couponry.errors import CouponryError
-from couponry.services.console_pages import CouponOverview, GroupOverview
+from couponry.services.console_pages import MEMBERS_SHOWN, CouponOverview, GroupOverview
 from couponry.web.console.chart import redemptions_chart
 from couponry.web.console.forms import COUPON_FORM, field_errors, values_of
 from couponry.web.console.render import page
@@ -106,5 +106,7 @@ def groups_page(request: Request, who: Caller, found: GroupOverview) -> Response
         more=found.more,
         selected=found.selected,
         members=found.members,
+        more_members=found.more_members,
+        members_shown=MEMBERS_SHOWN,
         now=now(),
     )
