@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp
 
 from couponry.config import Settings
@@ -22,6 +22,7 @@ from couponry.store.db import Database
 from couponry.store.migrate import is_migrated
 from couponry.web.background import JobRunner
 from couponry.web.console import create_console
+from couponry.web.console.render import SECURITY_HEADERS
 from couponry.web.docs import add_local_docs
 from couponry.web.edubrite import routes as edubrite
 from couponry.web.errors import install_error_handlers
@@ -92,6 +93,9 @@ def create_fastapi(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(edubrite.router)
     _add_operational_routes(app, database)
+    # /console itself, answered here: Starlette's own redirect to /console/ would be an
+    # absolute address built from the Host header.
+    app.add_api_route("/console", _console_home, include_in_schema=False)
     app.mount("/console", create_console(database))
     add_local_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -105,6 +109,10 @@ def create_app(settings: Settings, db: Database | None = None) -> ASGIApp:
     their own; FastAPI's routes keep the guard inside FastAPI's stack."""
     configure_logging(settings.log_level)
     return ObservabilityMiddleware(RequestGuard(HotRoutes(create_fastapi(settings, db))))
+
+
+async def _console_home() -> Response:
+    return RedirectResponse("/console/coupons", status_code=303, headers=SECURITY_HEADERS)
 
 
 def _add_operational_routes(app: FastAPI, db: Database) -> None:

@@ -13,5 +13,9 @@ def csv_download(pages: Iterator[list[str]], filename: str) -> StreamingResponse
     return StreamingResponse(
         ("".join(page).encode() for page in pages),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        # Live codes: no cache along the way keeps a copy.
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
     )

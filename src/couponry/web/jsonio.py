@@ -53,16 +53,16 @@ def parse_json(raw: bytes) -> Any:
         ) from None
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refusing more than 1 MiB before reading it all."""
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refusing more than `limit` bytes (1 MiB) before reading it all."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+    if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise PayloadTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)

@@ -11,14 +11,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from couponry import errors as e
 from couponry.store.db import Database
-from couponry.web.console.render import page
+from couponry.web.console.render import SECURITY_HEADERS, page
 from couponry.web.console.routes import router
 from couponry.web.errors import status_for
 
@@ -26,11 +28,47 @@ log = logging.getLogger("couponry.web.console")
 STATIC = Path(__file__).with_name("static")
 
 
+class ConsoleGuard:
+    """Around every console response: the security headers (redirects, static files, the
+    job poll and downloads too), and the console's own 500 page for an unexpected error,
+    sent before Starlette's error middleware would answer in plain text and re-raise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("console error")
+            request = Request(scope)
+            reply = _error_page(request, 500, "Something went wrong", "It has been logged.")
+            await reply(scope, receive, send)
+
+
 def create_console(db: Database) -> FastAPI:
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     console.state.db = db
     console.include_router(router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
+    console.add_middleware(ConsoleGuard)
     console.add_exception_handler(e.CouponryError, _domain_error)  # type: ignore[arg-type]
     console.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     console.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]

@@ -17,7 +17,15 @@ from typing import Any
 
 from couponry.domain.coupons import CHOICES, NULLABLE_FIELDS, Coupon, CouponFields
 from couponry.domain.fields import format_instant
-from couponry.errors import CouponryError, FieldProblem, InvalidInput, VersionConflict
+from couponry.errors import (
+    CouponryError,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
+from couponry.web.errors import status_for
 
 # Shown first, in this order; the other fields follow in CouponFields' order.
 _FIRST = (
@@ -103,8 +111,17 @@ def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
         return format_instant(value) or ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, indent=1, default=str)
+        return json.dumps(value, indent=1, default=_json_value)
     return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON field's numbers as numbers (the API's checks refuse a number sent as text)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return format_instant(value)
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
 
 
 def values_of(coupon: Coupon | None) -> dict[str, str]:
@@ -138,6 +155,8 @@ def coupon_document(typed: Mapping[str, str]) -> dict[str, Any]:
                 doc[f.name] = json.loads(text, parse_float=Decimal)
             except ValueError as exc:
                 problems.append(FieldProblem(f.name, f"must be JSON ({exc.args[0]})"))
+            except RecursionError:
+                problems.append(FieldProblem(f.name, "must be JSON nested less deeply"))
         else:
             doc[f.name] = text
     if problems:
@@ -170,9 +189,10 @@ def field_errors(
 
 
 def shown_in_form(error: CouponryError) -> bool:
-    """Refusals the form shows beside its fields (or at its top, for a coupon changed by
-    someone else meanwhile); any other error is the console's error page."""
-    return isinstance(error, (InvalidInput, VersionConflict)) or bool(error.details)
+    """Refusals the form shows beside its fields, or at its top (a coupon changed by someone
+    else meanwhile, a locked coupon, a redeemed coupon's code), with everything typed kept.
+    What the form cannot help with (not found, not allowed) is the console's error page."""
+    return not isinstance(error, (NotFound, Forbidden, Unauthorized)) and (status_for(error) < 500)
 
 
 GENERATION_FIELDS = ("count", "pattern")

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from couponry.errors import CouponryError, InvalidCredentials, InvalidInput, RoleForbidden
+from couponry.errors import CouponryError, InvalidCredentials, RoleForbidden
 from couponry.services import codes as codes_svc
 from couponry.services import console_pages, coupon_lists
 from couponry.services import console_sessions as sessions_svc
@@ -38,10 +38,14 @@ from couponry.web.rest.params import in_thread
 
 router = APIRouter()
 PAGE = 50
+MAX_SEQ = 2**63 - 1  # a row's position is a signed 64-bit integer on both databases
 ACTIONS = {"approve", "reject", "rollback", "release"}
 # What an action's redirect says (and all a link may make the redemptions page say).
 A_CODE = re.compile(r"[A-Za-z0-9_-]{3,64}")
-DONE = re.compile(r"[0-9a-f]{4}(-[0-9a-f]{4}){3} is now [a-z_]{1,20}")
+DONE = re.compile(r"[0-9a-f]{4}(-[0-9a-f]{4}){3} is now (applied|rejected|rolled_back|released)")
+
+
+BACK = re.compile(r"/console/redemptions(\?[^#]*)?")
 
 
 def _see(url: str) -> RedirectResponse:
@@ -66,9 +70,10 @@ async def sign_in_form(request: Request) -> Response:
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    form = await request.form()
+    form = await s.read_form(request)
     csrf.check(form.get(csrf.FIELD), request.cookies.get(s.SIGN_IN_COOKIE))
-    key = str(form.get("api_key", ""))
+    key = form.get("api_key", "")
+    earlier = request.cookies.get(s.COOKIE)
     try:
         token, _ = await in_thread(
             lambda: sessions_svc.sign_in(s.database(request), key=key, now=s.now())
@@ -82,6 +87,8 @@ async def sign_in(request: Request) -> Response:
         token_again = s.sign_in_token(request)
         status = 403 if isinstance(refused, RoleForbidden) else 401
         return page(request, "sign_in.html", status, csrf_token=token_again, error=error)
+    if earlier:  # signing in again ends the session this browser had
+        await in_thread(lambda: sessions_svc.sign_out(s.database(request), token=earlier))
     response = _see("/console/coupons")
     s.start_session(response, request, token)
     return response
@@ -105,7 +112,7 @@ async def coupons(
     who: s.SignedIn,
     q: str = "",
     after: str | None = None,
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=MAX_SEQ),
     deleted: str | None = None,
 ) -> Response:
     db, tenant_id = s.database(request), who.tenant_id
@@ -168,7 +175,7 @@ async def coupon(
     request: Request,
     who: s.SignedIn,
     coupon_id: str,
-    codes_after: int = Query(0, ge=0),
+    codes_after: int = Query(0, ge=0, le=MAX_SEQ),
     job: str | None = None,
 ) -> Response:
     found = await in_thread(
@@ -207,7 +214,7 @@ async def edit_coupon(request: Request, coupon_id: str, posted: s.PostedForm) ->
                 actor_id=who.principal.key_id,
                 coupon_id=coupon_id,
                 doc=coupon_document(typed),
-                if_match=int(version) if version.isdigit() else None,
+                if_match=int(version) if version.isascii() and version.isdigit() else None,
                 now=s.now(),
             )
         )
@@ -267,7 +274,9 @@ async def generate_codes(request: Request, coupon_id: str, posted: s.PostedForm)
                 now=s.now(),
             )
         )
-    except InvalidInput as refused:
+    except CouponryError as refused:
+        if not shown_in_form(refused):
+            raise
         found = await in_thread(
             lambda: console_pages.coupon_overview(
                 s.database(request),
@@ -312,7 +321,7 @@ async def redemptions(
     who: s.SignedIn,
     status: str = "",
     code: str = "",
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=MAX_SEQ),
     done: str | None = None,
 ) -> Response:
     listed = await in_thread(
@@ -360,7 +369,7 @@ async def change_redemption(
         )
     )
     back = str(posted.form.get("back", ""))
-    if not back.startswith("/console/redemptions"):
+    if not BACK.fullmatch(back):  # only the redemptions page, with its filters
         back = "/console/redemptions"
     joiner = "&" if "?" in back else "?"
     return _see(f"{back}{joiner}{_query({'done': f'{changed.id} is now {changed.status}'})}")

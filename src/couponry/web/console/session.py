@@ -12,20 +12,24 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from couponry.errors import InvalidInput
 from couponry.services import console_sessions as svc
 from couponry.services.tenants import Principal
 from couponry.store.db import Database
 from couponry.web.console import csrf
+from couponry.web.jsonio import read_body
 
 COOKIE = "couponry_console"
 SIGN_IN_COOKIE = "couponry_console_sign_in"  # the sign-in form's own CSRF value
 PATH = "/console"
+_URLENCODED = "application/x-www-form-urlencoded"
 
 
 def now() -> datetime:
@@ -70,9 +74,32 @@ class Posted:
     form: dict[str, Any]
 
 
+# A console form is a few kilobytes; a body past this is refused before it is parsed (parsing
+# time grows faster than the body: 120 MiB held a worker for a minute).
+MAX_FORM_BYTES = 256 * 1024
+MAX_FORM_FIELDS = 200
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted form's fields (the last value of a repeated one). PayloadTooLarge past
+    MAX_FORM_BYTES; InvalidInput for too many fields. The console's forms are URL-encoded:
+    any other body reads as no fields, so its CSRF check fails."""
+    body = await read_body(request, limit=MAX_FORM_BYTES)
+    if request.headers.get("content-type", "").split(";")[0].strip() != _URLENCODED:
+        return {}
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", errors="replace"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        raise InvalidInput("The form has too many fields.") from None
+    return dict(pairs)
+
+
 async def posted(request: Request, caller: SignedIn) -> Posted:
-    form = await request.form()
-    values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    values = await read_form(request)
     csrf.check(values.get(csrf.FIELD), caller.csrf_token)
     return Posted(caller, values)
 
