@@ -1,0 +1,412 @@
+"""The money path's counters and records, end to end (SPEC 6, 10, 11), on SQLite and PostgreSQL.
+
+Each claim path is exercised: the common coupon (no credit, budget or group: the hot path),
+a GROUP coupon (the synchronous claim without a draw) and a credit (TOTAL_AMOUNT, the claim
+that draws). What is asserted is what a user of the service sees: replies, refusals, the
+coupon's `times_used` / `remaining_amount` / `budget_remaining`, its stats, the records
+listed, and `couponry check` finding counters and records in agreement.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from couponry.domain.fields import parse_instant
+from couponry.services import redemptions as redemption_svc
+from couponry.services.check import CheckReport, check_invariants
+from couponry.store.db import Database
+from couponry.store.redemption_repo import RedemptionRepository
+from tests.conftest import Api, TenantKeys, now
+from tests.integration.test_redemptions_api import (
+    cart,
+    create_coupon,
+    get_coupon,
+    line,
+    listing,
+    make_group,
+    redeem,
+    redeemed,
+)
+
+D = Decimal
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def agreeing(db: Database, tenant: TenantKeys) -> CheckReport:
+    """`couponry check` over the tenant: every counter agrees with the records."""
+    report = check_invariants(db, tenant_id=tenant.tenant_id)
+    assert report.ok, report.problems
+    return report
+
+
+def stats(api: Api, tenant: TenantKeys, coupon_id: str) -> dict[str, Any]:
+    reply = api.get(f"/coupons/{tenant.tenant_id}/{coupon_id}/stats")
+    assert reply.status_code == 200, reply.text
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def act(api: Api, tenant: TenantKeys, redemption_id: str, action: str) -> dict[str, Any]:
+    path = f"/redemptions/{tenant.tenant_id}/{redemption_id}/{action}"
+    approving = action in ("approve", "reject")
+    reply = api.post(path, json={"approver": "admin"}) if approving else api.post(path)
+    assert reply.status_code == 200, reply.text
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def refusal(reply: Any) -> tuple[int, str]:
+    return reply.status_code, reply.json()["error"]["code"]
+
+
+def amount(value: Any) -> Decimal:
+    return D(str(value))
+
+
+# Each way a coupon is claimed: (its fields, the cart lines it covers).
+Kind = Callable[[Api, TenantKeys], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _common(api: Api, tenant: TenantKeys) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"coupon_type": "PERCENT", "value_percent": 10}, line(price="50.00")
+
+
+def _group(api: Api, tenant: TenantKeys) -> tuple[dict[str, Any], dict[str, Any]]:
+    group = make_group(api, tenant, f"G-{secrets.token_hex(3)}")
+    fields = {"coupon_type": "PERCENT", "value_percent": 10, "entity_type": "GROUP"}
+    return {**fields, "entity_id": group}, line(price="50.00", group_ids=[group])
+
+
+def _credit(api: Api, tenant: TenantKeys) -> tuple[dict[str, Any], dict[str, Any]]:
+    credit = {"coupon_type": "TOTAL_AMOUNT", "value_percent": None, "value_amount": 1000}
+    return credit, line(price="50.00")
+
+
+KINDS: dict[str, Kind] = {"common": _common, "group": _group, "credit": _credit}
+
+
+def coupon_of(api: Api, tenant: TenantKeys, kind: str, **fields: Any) -> tuple[str, str, Any]:
+    """A coupon claimed the `kind` way: (its id, its code, the line its carts hold)."""
+    base, covered = KINDS[kind](api, tenant)
+    c = create_coupon(api, tenant, **{**base, **fields})
+    return str(c["id"]), str(c["code"]), covered
+
+
+# --- per-user limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_user_gets_exactly_max_uses_per_user(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind, max_uses_per_user=3)
+    for _ in range(3):
+        redeemed(api, tenant, cart(code, "u-1", covered))
+    assert refusal(redeem(api, tenant, cart(code, "u-1", covered))) == (409, "user_limit_reached")
+    redeemed(api, tenant, cart(code, "u-2", covered))  # another user is not limited by u-1
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 4
+    assert len(listing(api, tenant, coupon_id=coupon_id, user_id="u-1")) == 3
+    report = agreeing(db, tenant)
+    assert report.user_counters == 2 and report.redemptions == 4
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_rollback_gives_the_user_back_exactly_one_use(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind, max_uses_per_user=3)
+    made = [redeemed(api, tenant, cart(code, "u-1", covered)) for _ in range(3)]
+    assert act(api, tenant, made[0]["id"], "rollback")["status"] == "rolled_back"
+    agreeing(db, tenant)
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 2
+    redeemed(api, tenant, cart(code, "u-1", covered))  # the one use given back
+    assert refusal(redeem(api, tenant, cart(code, "u-1", covered))) == (409, "user_limit_reached")
+    counts = stats(api, tenant, coupon_id)
+    assert counts["times_used"] == 3
+    assert counts["redemptions"]["applied"] == 3 and counts["redemptions"]["rolled_back"] == 1
+    agreeing(db, tenant)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_rejection_gives_the_user_back_exactly_one_use(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    approvers = make_group(api, tenant, f"A-{secrets.token_hex(3)}")
+    coupon_id, code, covered = coupon_of(
+        api,
+        tenant,
+        kind,
+        max_uses_per_user=2,
+        require_approval=True,
+        authorized_group_id=approvers,
+        add_user_to_coupons_group=True,
+    )
+    first = redeemed(api, tenant, cart(code, "u-1", covered))
+    second = redeemed(api, tenant, cart(code, "u-1", covered))
+    assert first["status"] == second["status"] == "pending_approval"
+    pending = stats(api, tenant, coupon_id)["redemptions"]
+    assert pending["pending_approval"] == 2 and pending["applied"] == 0
+    assert act(api, tenant, first["id"], "reject")["status"] == "rejected"
+    assert act(api, tenant, second["id"], "approve")["status"] == "applied"
+    counts = stats(api, tenant, coupon_id)
+    assert counts["times_used"] == 1
+    assert counts["redemptions"]["pending_approval"] == 0
+    assert counts["redemptions"]["applied"] == 1 and counts["redemptions"]["rejected"] == 1
+    agreeing(db, tenant)
+    redeemed(api, tenant, cart(code, "u-1", covered))
+    assert refusal(redeem(api, tenant, cart(code, "u-1", covered))) == (409, "user_limit_reached")
+    agreeing(db, tenant)
+
+
+def test_max_uses_per_user_cannot_drop_below_a_users_uses(api: Api, tenant: TenantKeys) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, "group", max_uses_per_user=3)
+    for _ in range(2):
+        redeemed(api, tenant, cart(code, "u-1", covered))
+    redeemed(api, tenant, cart(code, "u-2", covered))
+    path = f"/coupons/{tenant.tenant_id}/{coupon_id}"
+    low = api.patch(path, json=[{"op": "replace", "path": "/max_uses_per_user", "value": 1}])
+    assert low.status_code == 409, low.text
+    fine = api.patch(path, json=[{"op": "replace", "path": "/max_uses_per_user", "value": 2}])
+    assert fine.status_code == 200, fine.text
+    assert refusal(redeem(api, tenant, cart(code, "u-1", covered))) == (409, "user_limit_reached")
+
+
+# --- usage limits and refused claims under an Idempotency-Key -----------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_last_use_goes_once_and_a_refusal_leaves_no_record(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind, usage_limit=2, max_uses_per_user=1)
+    redeemed(api, tenant, cart(code, "u-1", covered))
+    refused_user = redeem(api, tenant, cart(code, "u-1", covered), key="k-user")
+    assert refusal(refused_user) == (409, "user_limit_reached")
+    redeemed(api, tenant, cart(code, "u-2", covered))
+    refused = redeem(api, tenant, cart(code, "u-3", covered), key="k-last")
+    assert refusal(refused) == (409, "usage_limit_reached")
+    again = redeem(api, tenant, cart(code, "u-3", covered), key="k-last")  # replayed
+    assert refusal(again) == (409, "usage_limit_reached")
+    records = listing(api, tenant, coupon_id=coupon_id)
+    assert sorted(r["user_id"] for r in records) == ["u-1", "u-2"]
+    counts = stats(api, tenant, coupon_id)
+    assert counts["times_used"] == 2 and sum(d["redemptions"] for d in counts["by_day"]) == 2
+    report = agreeing(db, tenant)
+    assert report.redemptions == 2 and report.user_counters == 2
+
+
+# --- credits ---------------------------------------------------------------------------------
+
+
+def test_a_credit_is_spent_down_to_its_last_minor_unit(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    c = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount="10.01"
+    )
+    first = redeemed(api, tenant, cart(c["code"], "u-1", line(price="10.00")))
+    assert first["discount_total"] == "10.00"
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("0.01")
+    last = redeemed(api, tenant, cart(c["code"], "u-2", line(price="5.00")))
+    assert last["discount_total"] == "0.01"
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == 0
+    spent = redeem(api, tenant, cart(c["code"], "u-3", line(price="5.00")))
+    assert refusal(spent) == (409, "credit_exhausted")
+    agreeing(db, tenant)
+    act(api, tenant, first["id"], "rollback")
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("10.00")
+    agreeing(db, tenant)
+
+
+def test_a_credit_keeps_what_rounding_could_not_give(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    """A credit of 10.005 gives 10.00 to a cart of 20.00: the half cent stays on the coupon
+    (given back from the draw), and is then too little for another redemption."""
+    c = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount="10.005"
+    )
+    r = redeemed(api, tenant, cart(c["code"], "u-1", line(price="20.00")))
+    assert r["discount_total"] == "10.00"
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("0.005")
+    assert stats(api, tenant, c["id"])["discount_total"] == "10.00"
+    spent = redeem(api, tenant, cart(c["code"], "u-2", line(price="20.00")))
+    assert refusal(spent) == (409, "credit_exhausted")
+    agreeing(db, tenant)
+    act(api, tenant, r["id"], "rollback")
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("10.005")
+    again = redeemed(api, tenant, cart(c["code"], "u-3", line(price="4.00")))
+    assert again["discount_total"] == "4.00"
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("6.005")
+    agreeing(db, tenant)
+
+
+def test_a_free_cart_draws_nothing_from_a_credit(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    c = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount="25"
+    )
+    free = redeemed(api, tenant, cart(c["code"], "u-1", line(price="0")))
+    assert free["discount_total"] == "0.00"
+    after = get_coupon(api, tenant, c["id"])
+    assert after["times_used"] == 1 and amount(after["remaining_amount"]) == 25
+    agreeing(db, tenant)
+
+
+# --- budgets ---------------------------------------------------------------------------------
+
+
+def test_a_budget_caps_what_is_given_and_a_rollback_returns_it(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    c = create_coupon(api, tenant, value_percent=50, budget_amount="15")
+    first = redeemed(api, tenant, cart(c["code"], "u-1", line(price="20.00")))
+    assert first["discount_total"] == "10.00"
+    second = redeemed(api, tenant, cart(c["code"], "u-2", line(price="20.00")))
+    assert second["discount_total"] == "5.00"  # what the budget had left
+    current = get_coupon(api, tenant, c["id"])
+    assert amount(current["budget_remaining"]) == 0 and current["times_used"] == 2
+    spent = redeem(api, tenant, cart(c["code"], "u-3", line(price="20.00")))
+    assert refusal(spent) == (409, "budget_exhausted")
+    assert stats(api, tenant, c["id"])["discount_total"] == "15.00"
+    agreeing(db, tenant)
+    act(api, tenant, second["id"], "rollback")
+    assert amount(get_coupon(api, tenant, c["id"])["budget_remaining"]) == 5
+    third = redeemed(api, tenant, cart(c["code"], "u-3", line(price="6.00")))
+    assert third["discount_total"] == "3.00"
+    assert amount(get_coupon(api, tenant, c["id"])["budget_remaining"]) == 2
+    agreeing(db, tenant)
+
+
+def test_a_credit_with_a_budget_draws_the_lesser(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    c = create_coupon(
+        api,
+        tenant,
+        coupon_type="TOTAL_AMOUNT",
+        value_percent=None,
+        value_amount="30",
+        budget_amount="12",
+    )
+    first = redeemed(api, tenant, cart(c["code"], "u-1", line(price="8.00")))
+    assert first["discount_total"] == "8.00"
+    second = redeemed(api, tenant, cart(c["code"], "u-2", line(price="8.00")))
+    assert second["discount_total"] == "4.00"
+    current = get_coupon(api, tenant, c["id"])
+    assert amount(current["remaining_amount"]) == 18 and amount(current["budget_remaining"]) == 0
+    agreeing(db, tenant)
+
+
+# --- what stats count ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_stats_count_each_redemption_of_the_day(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind)
+    for user, price in (("u-1", "30.00"), ("u-2", "12.00"), ("u-3", "0.50")):
+        redeemed(api, tenant, cart(code, user, {**covered, "unit_price": price}))
+    counts = stats(api, tenant, coupon_id)
+    wanted = "42.50" if kind == "credit" else "4.25"
+    assert counts["discount_total"] == wanted
+    (today,) = counts["by_day"]
+    assert today["redemptions"] == 3 and today["discount_total"] == wanted
+    agreeing(db, tenant)
+
+
+def test_a_redeemed_coupon_keeps_its_code(api: Api, tenant: TenantKeys) -> None:
+    for kind in KINDS:
+        coupon_id, code, covered = coupon_of(api, tenant, kind)
+        path = f"/coupons/{tenant.tenant_id}/{coupon_id}"
+        renamed = api.patch(path, json=[{"op": "replace", "path": "/code", "value": code + "-B"}])
+        assert renamed.status_code == 200, renamed.text
+        redeemed(api, tenant, cart(code + "-B", "u-1", covered))
+        again = api.patch(path, json=[{"op": "replace", "path": "/code", "value": code + "-C"}])
+        assert again.status_code in (409, 422), again.text
+        assert get_coupon(api, tenant, coupon_id)["code"] == code + "-B"
+
+
+# --- holds -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_released_hold_gives_everything_back(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind, usage_limit=1, max_uses_per_user=1)
+    held = redeemed(api, tenant, cart(code, "u-1", covered, hold_seconds=60))
+    assert held["status"] == "held"
+    assert stats(api, tenant, coupon_id)["redemptions"]["held"] == 1
+    assert refusal(redeem(api, tenant, cart(code, "u-2", covered))) == (409, "usage_limit_reached")
+    agreeing(db, tenant)
+    assert act(api, tenant, held["id"], "release")["status"] == "released"
+    counts = stats(api, tenant, coupon_id)
+    assert counts["times_used"] == 0
+    assert counts["redemptions"]["held"] == 0 and counts["redemptions"]["released"] == 1
+    if kind == "credit":
+        assert amount(get_coupon(api, tenant, coupon_id)["remaining_amount"]) == 1000
+    agreeing(db, tenant)
+    redeemed(api, tenant, cart(code, "u-1", covered))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_hold_expires_at_its_end_not_before(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind, usage_limit=1)
+    held = redeemed(api, tenant, cart(code, "u-1", covered, hold_seconds=60))
+    end = parse_instant(held["hold_expires_at"])
+    assert end is not None
+    redemption_svc.release_expired_holds(db, now=end - timedelta(milliseconds=1))
+    assert act_status(api, tenant, held["id"]) == "held"
+    assert redemption_svc.release_expired_holds(db, now=end) >= 1
+    assert act_status(api, tenant, held["id"]) == "released"
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 0
+    agreeing(db, tenant)
+
+
+def act_status(api: Api, tenant: TenantKeys, redemption_id: str) -> str:
+    reply = api.get(f"/redemptions/{tenant.tenant_id}/{redemption_id}")
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["status"])
+
+
+# --- idempotency keys ----------------------------------------------------------------------------
+
+
+def test_keys_older_than_their_lifetime_are_purged_a_few_at_a_time(
+    api: Api, tenant: TenantKeys, other_tenant: TenantKeys, db: Database
+) -> None:
+    lifetime = redemption_svc.KEY_LIFETIME
+    old, young = now() - lifetime - timedelta(minutes=1), now() - lifetime + timedelta(minutes=1)
+    olds = [f"old-{i}" for i in range(51)]
+    with db.transaction() as conn:
+        mine = RedemptionRepository(conn, tenant.tenant_id)
+        for key in olds:
+            assert mine.reserve_key(key, "first", old)
+        assert mine.reserve_key("young", "first", young)
+        assert RedemptionRepository(conn, other_tenant.tenant_id).reserve_key("old-0", "x", old)
+    with db.transaction() as conn:
+        RedemptionRepository(conn, tenant.tenant_id).purge_keys(before=now() - lifetime)
+    with db.reader() as conn:
+        mine = RedemptionRepository(conn, tenant.tenant_id)
+        kept = [key for key in olds if mine.key_record(key) is not None]
+        assert len(kept) == 1  # at most 50 go in one purge
+        assert mine.key_record("young") is not None
+        assert RedemptionRepository(conn, other_tenant.tenant_id).key_record("old-0") is not None
+    c = create_coupon(api, tenant)
+    purged = next(key for key in olds if key not in kept)
+    assert redeem(api, tenant, cart(c["code"], "u-1"), key=purged).status_code == 201
+    assert refusal(redeem(api, tenant, cart(c["code"], "u-2"), key="young")) == (
+        409,
+        "idempotency_key_in_use",
+    )
