@@ -410,3 +410,70 @@ def test_keys_older_than_their_lifetime_are_purged_a_few_at_a_time(
         409,
         "idempotency_key_in_use",
     )
+
+
+# --- campaign codes ----------------------------------------------------------------------------
+
+
+def add_codes(api: Api, tenant: TenantKeys, coupon_id: str, codes: list[str], uses: int) -> None:
+    path = f"/coupons/{tenant.tenant_id}/{coupon_id}/codes"
+    reply = api.post(path, json={"codes": codes, "max_uses": uses})
+    assert reply.status_code == 201, reply.text
+
+
+def code_uses(api: Api, tenant: TenantKeys, coupon_id: str) -> dict[str, int]:
+    path = f"/coupons/{tenant.tenant_id}/{coupon_id}/codes"
+    reply = api.get(path, params={"limit": "1000"})
+    assert reply.status_code == 200, reply.text
+    return {c["code"]: c["times_used"] for c in reply.json()}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_campaign_code_counts_its_uses_and_the_coupon_its_used_codes(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, _, covered = coupon_of(api, tenant, kind, usage_limit=10)
+    mark = secrets.token_hex(3).upper()
+    a, b = f"A-{mark}", f"B-{mark}"
+    add_codes(api, tenant, coupon_id, [a, b], uses=2)
+    first = redeemed(api, tenant, cart(a.lower(), "u-1", covered))
+    assert first["code"] == a
+    second = redeemed(api, tenant, cart(a, "u-2", covered))
+    assert stats(api, tenant, coupon_id)["codes"] == {"total": 2, "active": 2, "used": 1}
+    used_up = redeem(api, tenant, cart(a, "u-3", covered))
+    assert refusal(used_up) == (409, "code_used_up")
+    redeemed(api, tenant, cart(b, "u-3", covered))
+    assert code_uses(api, tenant, coupon_id) == {a: 2, b: 1}
+    assert stats(api, tenant, coupon_id)["codes"]["used"] == 2
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 3
+    agreeing(db, tenant)
+    act(api, tenant, first["id"], "rollback")
+    assert code_uses(api, tenant, coupon_id) == {a: 1, b: 1}
+    assert stats(api, tenant, coupon_id)["codes"]["used"] == 2  # a is still used once
+    act(api, tenant, second["id"], "rollback")
+    assert code_uses(api, tenant, coupon_id) == {a: 0, b: 1}
+    assert stats(api, tenant, coupon_id)["codes"]["used"] == 1
+    agreeing(db, tenant)
+    redeemed(api, tenant, cart(a, "u-4", covered))  # its uses came back
+    assert code_uses(api, tenant, coupon_id)[a] == 1
+    agreeing(db, tenant)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_code_use_refused_after_its_claim_is_given_back(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    """The code is claimed first; the coupon's last use or the user's limit then refuses:
+    the code keeps its use, with or without an Idempotency-Key."""
+    coupon_id, own, covered = coupon_of(api, tenant, kind, usage_limit=1, max_uses_per_user=1)
+    code = f"C-{secrets.token_hex(3).upper()}"
+    add_codes(api, tenant, coupon_id, [code], uses=5)
+    redeemed(api, tenant, cart(own, "u-1", covered))
+    for key in (None, "k-code"):
+        refused = redeem(api, tenant, cart(code, "u-2", covered), key=key)
+        assert refusal(refused) == (409, "usage_limit_reached")
+        refused_user = redeem(api, tenant, cart(code, "u-1", covered), key=key and key + "-u")
+        assert refusal(refused_user)[0] == 409
+    assert code_uses(api, tenant, coupon_id) == {code: 0}
+    assert stats(api, tenant, coupon_id)["codes"]["used"] == 0
+    agreeing(db, tenant)
