@@ -16,13 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from couponry.domain.fields import parse_instant
 from couponry.services import redemptions as redemption_svc
 from couponry.services.check import CheckReport, check_invariants
+from couponry.store.coupon_repo import CouponRepository
 from couponry.store.db import Database
 from couponry.store.redemption_repo import RedemptionRepository
-from tests.conftest import Api, TenantKeys, now
+from tests.conftest import Api, TenantKeys, make_tenant, now
 from tests.integration.test_redemptions_api import (
     cart,
     create_coupon,
@@ -121,15 +123,18 @@ def test_a_rollback_gives_the_user_back_exactly_one_use(
     api: Api, tenant: TenantKeys, db: Database, kind: str
 ) -> None:
     coupon_id, code, covered = coupon_of(api, tenant, kind, max_uses_per_user=3)
+    _, other_code, other_line = coupon_of(api, tenant, kind, max_uses_per_user=3)
+    redeemed(api, tenant, cart(other_code, "u-1", other_line))  # u-1's use of another coupon
     made = [redeemed(api, tenant, cart(code, "u-1", covered)) for _ in range(3)]
+    redeemed(api, tenant, cart(code, "u-2", covered))  # and another user of this one
     assert act(api, tenant, made[0]["id"], "rollback")["status"] == "rolled_back"
-    agreeing(db, tenant)
-    assert get_coupon(api, tenant, coupon_id)["times_used"] == 2
+    assert agreeing(db, tenant).user_counters == 3
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 3
     redeemed(api, tenant, cart(code, "u-1", covered))  # the one use given back
     assert refusal(redeem(api, tenant, cart(code, "u-1", covered))) == (409, "user_limit_reached")
     counts = stats(api, tenant, coupon_id)
-    assert counts["times_used"] == 3
-    assert counts["redemptions"]["applied"] == 3 and counts["redemptions"]["rolled_back"] == 1
+    assert counts["times_used"] == 4
+    assert counts["redemptions"]["applied"] == 4 and counts["redemptions"]["rolled_back"] == 1
     agreeing(db, tenant)
 
 
@@ -320,6 +325,7 @@ def test_stats_count_each_redemption_of_the_day(
     assert counts["discount_total"] == wanted
     (today,) = counts["by_day"]
     assert today["redemptions"] == 3 and today["discount_total"] == wanted
+    assert today["date"] == now().date().isoformat()
     agreeing(db, tenant)
 
 
@@ -387,21 +393,25 @@ def test_keys_older_than_their_lifetime_are_purged_a_few_at_a_time(
     api: Api, tenant: TenantKeys, other_tenant: TenantKeys, db: Database
 ) -> None:
     lifetime = redemption_svc.KEY_LIFETIME
-    old, young = now() - lifetime - timedelta(minutes=1), now() - lifetime + timedelta(minutes=1)
+    cutoff = now() - lifetime
+    old, young = cutoff - timedelta(minutes=1), cutoff + timedelta(minutes=1)
+    edge = cutoff  # created at the cutoff itself: kept
     olds = [f"old-{i}" for i in range(51)]
     with db.transaction() as conn:
         mine = RedemptionRepository(conn, tenant.tenant_id)
         for key in olds:
             assert mine.reserve_key(key, "first", old)
         assert mine.reserve_key("young", "first", young)
+        assert mine.reserve_key("edge", "first", edge)
         assert RedemptionRepository(conn, other_tenant.tenant_id).reserve_key("old-0", "x", old)
     with db.transaction() as conn:
-        RedemptionRepository(conn, tenant.tenant_id).purge_keys(before=now() - lifetime)
+        RedemptionRepository(conn, tenant.tenant_id).purge_keys(before=cutoff)
     with db.reader() as conn:
         mine = RedemptionRepository(conn, tenant.tenant_id)
         kept = [key for key in olds if mine.key_record(key) is not None]
         assert len(kept) == 1  # at most 50 go in one purge
         assert mine.key_record("young") is not None
+        assert mine.key_record("edge") is not None
         assert RedemptionRepository(conn, other_tenant.tenant_id).key_record("old-0") is not None
     c = create_coupon(api, tenant)
     purged = next(key for key in olds if key not in kept)
@@ -477,3 +487,167 @@ def test_a_code_use_refused_after_its_claim_is_given_back(
     assert code_uses(api, tenant, coupon_id) == {code: 0}
     assert stats(api, tenant, coupon_id)["codes"]["used"] == 0
     agreeing(db, tenant)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_redemption_reads_back_as_it_was_made(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    _, code, covered = coupon_of(
+        api, tenant, kind, discount_method="discount line item", discount_product_id="p-9"
+    )
+    body = cart(code, "u-1", covered, line("2", price="7.50"), membership_status="new")
+    made = redeem(api, tenant, body, key=f"k-{kind}")
+    assert made.status_code == 201, made.text
+    reply = made.json()
+    path = f"/redemptions/{tenant.tenant_id}"
+    read = api.get(f"{path}/{reply['id']}")
+    assert read.status_code == 200 and read.json() == reply
+    total = reply["discount_total"]
+    assert reply["discount_line"] == {"product_id": "p-9", "amount": total}
+    assert reply["idempotency_key"] == f"k-{kind}" and reply["membership_status"] == "new"
+    assert sum(D(x["discount"]) for x in reply["lines"]) == D(total) > 0
+    assert listing(api, tenant, code=code.lower()) == [reply]
+    assert listing(api, tenant, user_id="u-1", status="applied") == [reply]
+    assert listing(api, tenant, status="rolled_back") == []
+    assert listing(api, tenant, coupon_id="not-an-id") == []
+    for unknown in ("00000000-0000-0000-0000-000000000000", "not-an-id"):
+        assert api.get(f"{path}/{unknown}").status_code == 404
+    agreeing(db, tenant)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_without_a_per_user_limit_a_user_redeems_again_and_again(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind)
+    for _ in range(3):
+        redeemed(api, tenant, cart(code, "u-1", covered))
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 3
+    report = agreeing(db, tenant)
+    assert report.user_counters == 1 and report.redemptions == 3
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_confirmed_hold_is_applied_or_waits_for_approval(
+    api: Api, tenant: TenantKeys, db: Database, kind: str
+) -> None:
+    coupon_id, code, covered = coupon_of(api, tenant, kind)
+    held = redeemed(api, tenant, cart(code, "u-1", covered, hold_seconds=600))
+    assert act(api, tenant, held["id"], "confirm")["status"] == "applied"
+    counts = stats(api, tenant, coupon_id)["redemptions"]
+    assert counts["held"] == 0 and counts["applied"] == 1
+    agreeing(db, tenant)
+    approvers = make_group(api, tenant, f"A-{secrets.token_hex(3)}")
+    approved_id, approved_code, approved_line = coupon_of(
+        api,
+        tenant,
+        kind,
+        require_approval=True,
+        authorized_group_id=approvers,
+        add_user_to_coupons_group=True,
+    )
+    waiting = redeemed(api, tenant, cart(approved_code, "u-1", approved_line, hold_seconds=600))
+    assert act(api, tenant, waiting["id"], "confirm")["status"] == "pending_approval"
+    counts = stats(api, tenant, approved_id)["redemptions"]
+    assert counts["held"] == 0 and counts["pending_approval"] == 1 and counts["applied"] == 0
+    agreeing(db, tenant)
+
+
+# --- a claim on a stale read (what a concurrent redemption meets) -----------------------------
+
+
+def stale_claim(db: Database, tenant: TenantKeys, coupon_id: str, want: int | None) -> Any:
+    """Claim a use as a redemption that read the coupon before another one took what was left."""
+    with db.transaction() as conn:
+        coupon = CouponRepository(conn, tenant.tenant_id).get(coupon_id)
+        assert coupon is not None
+        repo = RedemptionRepository(conn, tenant.tenant_id)
+        return repo.claim_use(coupon_id, version=coupon.sys_version, want_units=want)
+
+
+def test_a_claim_takes_nothing_from_a_spent_credit_or_budget_or_the_last_use(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    credit = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount="5"
+    )
+    redeemed(api, tenant, cart(credit["code"], "u-1", line(price="5.00")))
+    assert stale_claim(db, tenant, credit["id"], want=0) is None
+    assert stale_claim(db, tenant, credit["id"], want=10_000) is None
+    budget = create_coupon(api, tenant, value_percent=100, budget_amount="5")
+    redeemed(api, tenant, cart(budget["code"], "u-1", line(price="5.00")))
+    assert stale_claim(db, tenant, budget["id"], want=0) is None
+    limited = create_coupon(api, tenant, usage_limit=1, coupon_type="USAGE", value_percent=None)
+    redeemed(api, tenant, cart(limited["code"], "u-1"))
+    assert stale_claim(db, tenant, limited["id"], want=None) is None
+    for spent in (credit, budget, limited):
+        assert get_coupon(api, tenant, spent["id"])["times_used"] == 1
+    agreeing(db, tenant)
+    fresh = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount=3
+    )
+    assert stale_claim(db, tenant, fresh["id"], want=50_000) == 30_000  # all that is left
+    assert stale_claim(db, tenant, fresh["id"], want=50_000) is None
+
+
+def test_a_budget_keeps_what_rounding_could_not_give(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    c = create_coupon(api, tenant, value_percent=100, budget_amount="10.005")
+    r = redeemed(api, tenant, cart(c["code"], "u-1", line(price="20.00")))
+    assert r["discount_total"] == "10.00"
+    assert amount(get_coupon(api, tenant, c["id"])["budget_remaining"]) == D("0.005")
+    spent = redeem(api, tenant, cart(c["code"], "u-2", line(price="20.00")))
+    assert refusal(spent) == (409, "budget_exhausted")
+    agreeing(db, tenant)
+
+
+# --- couponry check sees a counter that lies ---------------------------------------------------
+
+
+def lie(db: Database, sql: str, **params: Any) -> None:
+    with db.transaction() as conn:
+        conn.execute(text(sql), params)
+
+
+def test_check_names_each_counter_that_disagrees_with_the_records(
+    api: Api, tenant: TenantKeys, db: Database
+) -> None:
+    unused = create_coupon(api, tenant)  # no redemptions: its counters are all zero
+    credit = create_coupon(
+        api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount="30"
+    )
+    approvers = make_group(api, tenant, "Approvers")
+    pending = create_coupon(
+        api,
+        tenant,
+        require_approval=True,
+        authorized_group_id=approvers,
+        add_user_to_coupons_group=True,
+        max_uses_per_user=2,
+    )
+    redeemed(api, tenant, cart(credit["code"], "u-1", line(price="10.00")))
+    redeemed(api, tenant, cart(pending["code"], "u-2"))
+    report = agreeing(db, tenant)
+    assert report.coupons == 3 and report.redemptions == 2 and report.user_counters == 2
+    lie(db, "UPDATE coupons SET times_used = 2, pending_count = 0 WHERE id = :id", id=pending["id"])
+    lie(db, "UPDATE coupons SET remaining_units = 210000 WHERE id = :id", id=credit["id"])
+    lie(db, "UPDATE coupon_user_uses SET uses = 3 WHERE coupon_id = :id", id=pending["id"])
+    lie(db, "DELETE FROM coupon_user_uses WHERE coupon_id = :id", id=credit["id"])
+    lie(db, "UPDATE coupons SET given_units = 5 WHERE id = :id", id=unused["id"])
+    problems = check_invariants(db, tenant_id=tenant.tenant_id).problems
+    text_of = "\n".join(problems)
+    assert "times_used 2, redemptions holding a use 1" in text_of
+    assert "0 pending_approval counted, redemptions say 1" in text_of
+    assert "remaining 210000 units, value less drawn is 200000" in text_of
+    assert f"coupon {pending['id']} user 'u-2': counter says 3 uses, redemptions say 1" in text_of
+    assert "3 uses exceed max_uses_per_user 2" in text_of
+    assert f"coupon {credit['id']} user 'u-1': counter says 0 uses, redemptions say 1" in text_of
+    assert f"coupon {unused['id']} ({tenant.tenant_id}/{unused['code']}): gave 5 units" in text_of
+    assert len(problems) == 7
+    other = check_invariants(db, tenant_id=make_tenant(db).tenant_id)
+    assert other.ok and other.coupons == 0
