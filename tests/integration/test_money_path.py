@@ -19,8 +19,10 @@ import pytest
 from sqlalchemy import text
 
 from couponry.domain.fields import parse_instant
+from couponry.services import coupons as coupon_svc
 from couponry.services import redemptions as redemption_svc
 from couponry.services.check import CheckReport, check_invariants
+from couponry.services.tenants import get_tenant
 from couponry.store.coupon_repo import CouponRepository
 from couponry.store.db import Database
 from couponry.store.redemption_repo import RedemptionRepository
@@ -651,3 +653,38 @@ def test_check_names_each_counter_that_disagrees_with_the_records(
     assert len(problems) == 7
     other = check_invariants(db, tenant_id=make_tenant(db).tenant_id)
     assert other.ok and other.coupons == 0
+
+
+def test_a_code_claimed_before_the_coupon_changed_keeps_one_use(
+    api: Api, tenant: TenantKeys, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin's change lands between a redemption's read and its claims (made
+    deterministic here): the campaign code's use, claimed on its own, is given back before
+    the redemption is decided again, so the code counts the one redemption made."""
+    coupon_id, _, covered = coupon_of(api, tenant, "common")
+    code = f"R-{secrets.token_hex(3).upper()}"
+    add_codes(api, tenant, coupon_id, [code], uses=3)
+    original = redemption_svc.redeem_hot
+    changed: list[bool] = []
+
+    async def change_first(*args: Any, **kwargs: Any) -> Any:
+        if not changed:
+            changed.append(True)
+            coupon_svc.patch_coupon(
+                db,
+                tenant=get_tenant(db, tenant_id=tenant.tenant_id),
+                actor_id="admin",
+                coupon_id=coupon_id,
+                operations=[{"op": "replace", "path": "/comment", "value": "changed"}],
+                if_match=None,
+                now=now(),
+            )
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(redemption_svc, "redeem_hot", change_first)
+    made = redeemed(api, tenant, cart(code, "u-1", covered))
+    assert changed and made["code"] == code
+    assert code_uses(api, tenant, coupon_id) == {code: 1}
+    assert get_coupon(api, tenant, coupon_id)["times_used"] == 1
+    assert stats(api, tenant, coupon_id)["codes"]["used"] == 1
+    agreeing(db, tenant)
