@@ -210,3 +210,15 @@ def test_every_problem_is_named_at_once() -> None:
 def test_a_repeated_line_id_is_named_where_it_repeats() -> None:
     found = refused(doc(line("a"), line("b"), line("a")))
     assert found == {"lines[2].line_id": "must be unique within the cart"}
+
+
+def test_an_absent_required_field_is_reported_as_missing() -> None:
+    """EduBrite reports a missing field (1001) apart from a wrong one: the flag carries it."""
+    with pytest.raises(InvalidInput) as caught:
+        parse_cart({"code": "C", "user_id": "u-1", "lines": [{"kind": "event", "line_id": 5}]})
+    missing = {p.field: p.missing for p in caught.value.details}
+    assert missing["lines[0].line_id"] is False  # given, but not text
+    assert missing["lines[0].id"] is True
+    with pytest.raises(InvalidInput) as no_lines:
+        parse_cart({"code": "C", "user_id": "u-1"})
+    assert [(p.field, p.missing) for p in no_lines.value.details] == [("lines", True)]
