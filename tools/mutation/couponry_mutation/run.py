@@ -164,6 +164,9 @@ def _config(target: Target, timeout: float) -> str:
 
 def _test_env(target: Target) -> dict[str, str]:
     env = dict(os.environ)
+    # Each mutant starts pytest afresh: without the plugins' entry points (schemathesis,
+    # hypothesis' own plugin, ...) that start costs a second less; none of these tests needs them.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if target.postgres:
         env.setdefault("COUPONRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
         env["COUPONRY_REQUIRE_POSTGRES"] = "1"
