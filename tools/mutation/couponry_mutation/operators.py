@@ -7,9 +7,9 @@ operator for matter on the money path:
 - the SQL text of the claim statements (`text(...)` / `Query(...)` strings): a generic tool sees
   a string constant there. The `Sql*` operators change the operators *inside* such a string,
   one occurrence at a time: `+` / `-`, `<` / `<=`, `>` / `>=`, `AND` / `OR`, `NOT`, `IS NULL` /
-  `IS NOT NULL`, `least` / `greatest`, an integer literal plus one. Only strings that read as
-  SQL are touched (an upper-case keyword in the string or in the implicit concatenation it is
-  part of), never a docstring.
+  `IS NOT NULL`, `least` / `greatest`, `true` / `false`, an integer literal changed. Only
+  strings that read as SQL are touched (an upper-case keyword in the string or in the implicit
+  concatenation it is part of), never a docstring.
 - a deleted statement: `DeleteCall` turns a statement that is only a call (`repo.delete(...)`,
   `self.conn.execute(...)`, `problems.add(...)`) into `pass`.
 """
@@ -180,19 +180,37 @@ class SqlLeastGreatest(_SqlTextOperator):
 
 
 class SqlNumber(_SqlTextOperator):
-    """An integer literal in SQL text grows by one (`+ 1` becomes `+ 2`, `0` becomes `1`)."""
+    """An integer literal in SQL text changes: 1 becomes 0 (`+ 1` adds nothing, a flag of 1
+    is off), any other grows by one (`0` becomes `1`, `LIMIT 50` becomes `LIMIT 51`)."""
 
     pattern = re.compile(r"(?<![:\w.])\d+(?![\w.])")
 
     @staticmethod
     def replace(match: re.Match[str]) -> str:
-        return str(int(match.group()) + 1)
+        value = int(match.group())
+        return "0" if value == 1 else str(value + 1)
 
     @classmethod
     def examples(cls) -> tuple[Example, ...]:
         return (
-            Example('q = text("UPDATE t SET n = n + 1")', 'q = text("UPDATE t SET n = n + 2")'),
+            Example('q = text("UPDATE t SET n = n + 1")', 'q = text("UPDATE t SET n = n + 0")'),
+            Example('q = text("SELECT 1 LIMIT 50")', 'q = text("SELECT 0 LIMIT 50")'),
+            Example('q = text("SELECT 1 LIMIT 50")', 'q = text("SELECT 1 LIMIT 51")', occurrence=1),
         )
+
+
+class SqlBoolean(_SqlTextOperator):
+    """`true` becomes `false` and `false` becomes `true` in SQL text."""
+
+    pattern = re.compile(r"\b(true|false|TRUE|FALSE)\b")
+
+    @staticmethod
+    def replace(match: re.Match[str]) -> str:
+        return {"true": "false", "false": "true", "TRUE": "FALSE", "FALSE": "TRUE"}[match.group()]
+
+    @classmethod
+    def examples(cls) -> tuple[Example, ...]:
+        return (Example('q = text("UPDATE t SET b = true")', 'q = text("UPDATE t SET b = false")'),)
 
 
 def _bare_call(node: Any) -> Any | None:
@@ -241,6 +259,7 @@ _OPERATORS: dict[str, type[Operator]] = {
         SqlIsNull,
         SqlLeastGreatest,
         SqlNumber,
+        SqlBoolean,
         DeleteCall,
     )
 }
