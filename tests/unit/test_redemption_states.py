@@ -14,8 +14,10 @@ import pytest
 from couponry.domain.discounts import LineDiscount
 from couponry.domain.redemptions import (
     APPLIED,
+    CHECKED_OUT,
     HELD,
     HOLDING,
+    IN_PROGRESS,
     PENDING,
     REDEEMED,
     REFUSED,
@@ -181,3 +183,9 @@ def test_rows_written_before_outcomes_read_as_the_reply_they_held() -> None:
     for strange in ('{"fault":{}}', '{"error":{}]'):
         with pytest.raises(ValueError):
             stored_outcome(409, strange)
+
+
+def test_stored_outcomes_keep_their_numbers() -> None:
+    """idempotency_keys.outcome holds these numbers, and rows outlive a release (48 hours);
+    the reservation writes 0 itself (store/redemption_repo.py, store/hot_redemptions.py)."""
+    assert (IN_PROGRESS, REDEEMED, REFUSED, CHECKED_OUT) == (0, 1, 2, 3)
