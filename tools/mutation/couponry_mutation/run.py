@@ -27,7 +27,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 WORK = ROOT / "var" / "mutate"
@@ -141,11 +143,73 @@ class Exclusion:
 
     module: str  # the target's name
     operator: str  # a regular expression on the operator's name
-    line: str  # text on the mutated line
+    line: str  # the mutated line, whole (indentation included)
     reason: str
 
 
-EXCLUSIONS: tuple[Exclusion, ...] = ()
+_FROZEN = (
+    "frozen=True only refuses an assignment: no code assigns to these values or hashes them, so "
+    "nothing a caller can do tells a frozen one from another"
+)
+EXCLUSIONS: tuple[Exclusion, ...] = (
+    Exclusion("discounts", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
+    Exclusion(
+        "discounts",
+        "ReplaceFalseWithTrue",
+        "    return False",
+        "the last line of _scope_covers is unreachable: entity_type is one of the five kinds "
+        "checked above it (the coupon's own rules refuse any other)",
+    ),
+    Exclusion(
+        "discounts",
+        "ReplaceBreakWithContinue",
+        "                break",
+        "once a dues category has taken its N lines, every later line stops at the same test, "
+        "so skipping them one by one (continue) gives what stopping (break) gives",
+    ),
+    Exclusion(
+        "discounts",
+        "ReplaceComparisonOperator_Gt_GtE",
+        "    if rounded > line_left:  # a sub-cent line (or remainder) never gives more than"
+        " it has",
+        "when the rounded discount equals what is left of the line, what is left is already a "
+        "whole minor unit, and rounding it down gives the same amount",
+    ),
+    Exclusion(
+        "discounts",
+        "ReplaceAndWithOr",
+        '    if c.coupon_type == "PERCENT" and c.value_percent is not None:',
+        "the coupon's rules allow value_percent on a PERCENT coupon only, and require it there: "
+        "`or` picks the same coupons as `and`",
+    ),
+    Exclusion(
+        "discounts",
+        "ReplaceAndWithOr",
+        '    if c.coupon_type == "AMOUNT" and c.value_amount is not None:',
+        "reached only by AMOUNT coupons (USAGE, TOTAL_AMOUNT and PERCENT returned above), which "
+        "the coupon's rules give a value_amount: `or` and `and` agree",
+    ),
+    Exclusion(
+        "discounts",
+        "ReplaceAndWithOr",
+        "    assert isinstance(ids, list) and isinstance(type_ids, list)",
+        "both are lists for every stored coupon (the coupon's rules): the assertion holds with "
+        "`or` as with `and`",
+    ),
+    *(
+        Exclusion(
+            "discounts",
+            "NumberReplacer",
+            line,
+            "quantize reads only the exponent of the quantum: Decimal(2).scaleb(-2) and "
+            "Decimal(0).scaleb(-2) round to the same places as Decimal(1).scaleb(-2)",
+        )
+        for line in (
+            "        places = Decimal(1).scaleb(-minor_unit(currency))",
+            "    places = Decimal(1).scaleb(-minor_unit(currency))",
+        )
+    ),
+)
 
 
 def _config(target: Target, timeout: float) -> str:
@@ -178,7 +242,7 @@ def _test_env(target: Target) -> dict[str, str]:
 def _fingerprint(target: Target) -> str:
     text = (ROOT / target.module).read_text()
     here = Path(__file__).parent
-    parts = [text, (here / "operators.py").read_text(), (here / "run.py").read_text()]
+    parts = [text, (here / "operators.py").read_text()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -211,26 +275,64 @@ def _mutated_line(target: Target, operator: str, occurrence: int) -> tuple[str, 
     return (minus[0][2:] if minus else ""), (plus[0][2:] if plus else "")
 
 
-def _skip(session: Path, target: Target) -> None:
-    """Mark skipped the operators not used and the excluded (equivalent) mutants."""
-    db = sqlite3.connect(session)
-    rows = db.execute(
-        "SELECT job_id, operator_name, occurrence, start_pos_row FROM mutation_specs "
-        "WHERE job_id NOT IN (SELECT job_id FROM work_results)"
-    ).fetchall()
+def _in_annotation(leaf: Any) -> bool:
+    """Whether a node is part of a type annotation (never evaluated: every module measured
+    has `from __future__ import annotations`)."""
+    node = leaf
+    while node.parent is not None:
+        parent = node.parent
+        siblings = parent.children
+        before = siblings[siblings.index(node) - 1] if siblings.index(node) else None
+        if parent.type == "annassign" and node is siblings[1]:
+            return True
+        mark = before.value if before is not None and before.type == "operator" else None
+        if (parent.type, mark) in (("tfpdef", ":"), ("funcdef", "->")):
+            return True
+        node = parent
+    return False
+
+
+@lru_cache(maxsize=16)
+def _tree(module: str) -> Any:
+    import parso
+
+    return parso.parse((ROOT / module).read_text())  # type: ignore[no-untyped-call]
+
+
+def why_not_counted(target: Target, operator: str, occurrence: int, line: int, column: int) -> str:
+    """Why a mutant is not part of the score ("" when it is)."""
+    if not operator_used(operator):
+        return "operator not used"
     lines = target.lines()
-    for job_id, operator, occurrence, line in rows:
-        why = None if operator_used(operator) else "operator not used"
-        if why is None and lines is not None and line not in lines:
-            why = "outside the part of the module measured"
-        if why is None:
-            for ex in EXCLUSIONS:
-                if ex.module == target.name and re.search(ex.operator, operator):
-                    before, _ = _mutated_line(target, operator, occurrence)
-                    if ex.line in before:
-                        why = f"equivalent: {ex.reason}"
-                        break
-        if why is not None:
+    if lines is not None and line not in lines:
+        return "outside the part of the module measured"
+    leaf = _tree(target.module).get_leaf_for_position((line, column), include_prefixes=True)
+    if leaf is not None and _in_annotation(leaf):
+        return "in a type annotation (not evaluated)"
+    if leaf is not None and leaf.value == "*" and leaf.parent.type == "parameters":
+        return "the `*` of a parameter list (keyword-only marker), not a multiplication"
+    for ex in EXCLUSIONS:
+        if ex.module == target.name and re.search(ex.operator, operator):
+            before, _ = _mutated_line(target, operator, occurrence)
+            if before.rstrip() == ex.line:
+                return f"equivalent: {ex.reason}"
+    return ""
+
+
+def _specs(db: sqlite3.Connection, pending_only: bool) -> list[tuple[str, str, int, int, int]]:
+    where = "WHERE job_id NOT IN (SELECT job_id FROM work_results)" if pending_only else ""
+    return db.execute(
+        "SELECT job_id, operator_name, occurrence, start_pos_row, start_pos_col "
+        f"FROM mutation_specs {where}"
+    ).fetchall()
+
+
+def _skip(session: Path, target: Target) -> None:
+    """Mark skipped, before they run, the mutants that are not counted (and why)."""
+    db = sqlite3.connect(session)
+    for job_id, operator, occurrence, line, column in _specs(db, pending_only=True):
+        why = why_not_counted(target, operator, occurrence, line, column)
+        if why:
             db.execute(
                 "INSERT INTO work_results (worker_outcome, output, job_id) VALUES (?, ?, ?)",
                 ("SKIPPED", why, job_id),
@@ -249,8 +351,8 @@ def _prepare(target: Target, fresh: bool, env: dict[str, str], timeout: float) -
     if fresh or not session.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
         session.unlink(missing_ok=True)
         _run([_COSMIC_RAY, "init", str(config), str(session)], env)
-        _skip(session, target)
         stamp.write_text(fingerprint)
+    _skip(session, target)
     return session
 
 
@@ -274,20 +376,24 @@ class Score:
         return 100.0 * self.caught / self.mutants if self.mutants else 100.0
 
 
-def score(session: Path) -> Score:
+def score(target: Target, session: Path) -> Score:
+    """The score as the exclusions now stand (a mutant excluded after it ran is not counted)."""
     db = sqlite3.connect(session)
     rows = db.execute(
-        "SELECT s.operator_name, s.start_pos_row, r.worker_outcome, r.test_outcome, r.diff, "
-        "r.output FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id "
-        "ORDER BY s.start_pos_row, s.operator_name"
+        "SELECT s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
+        "r.worker_outcome, r.test_outcome, r.diff, r.output FROM mutation_specs s "
+        "LEFT JOIN work_results r ON r.job_id = s.job_id ORDER BY s.start_pos_row, s.operator_name"
     ).fetchall()
     db.close()
     result = Score(0, 0, 0, 0, [])
-    for operator, line, worker, test, diff, output in rows:
-        if worker is None:
+    for operator, occurrence, line, column, worker, test, diff, output in rows:
+        why = str(output) if worker == "SKIPPED" else ""
+        if worker not in (None, "SKIPPED", "NO_TEST"):
+            why = why_not_counted(target, operator, occurrence, line, column)
+        if why:
+            result.excluded += int(why.startswith("equivalent"))
+        elif worker is None:
             result.pending += 1
-        elif worker == "SKIPPED":
-            result.excluded += int(str(output).startswith("equivalent"))
         elif worker == "NO_TEST":
             continue
         else:
@@ -310,7 +416,7 @@ def report(targets: list[Target]) -> bool:
         session = WORK / f"{target.name}.sqlite"
         if not session.exists():
             continue
-        s = scores[target.name] = score(session)
+        s = scores[target.name] = score(target, session)
         pending = f" ({s.pending} not run)" if s.pending else ""
         row = f"| {target.module} | {s.mutants} | {s.caught} | {s.percent:.1f}%{pending} |"
         print(f"{row} {s.excluded} |")
