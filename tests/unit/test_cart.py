@@ -222,3 +222,15 @@ def test_an_absent_required_field_is_reported_as_missing() -> None:
     with pytest.raises(InvalidInput) as no_lines:
         parse_cart({"code": "C", "user_id": "u-1"})
     assert [(p.field, p.missing) for p in no_lines.value.details] == [("lines", True)]
+
+
+def test_every_bad_code_of_several_is_named() -> None:
+    several = {"user_id": "u-1", "lines": [line()]}
+    found = refused({**several, "codes": ["", "B", "b", "C" * 65]})
+    assert set(found) == {"codes[0]", "codes[2]", "codes[3]"}
+    assert found["codes[2]"] == "repeats codes[1]"
+
+
+def test_a_group_id_of_one_character_is_fine() -> None:
+    (parsed,) = parse_cart(doc(line(group_ids=["g"]))).lines
+    assert parsed.group_ids == ("g",)
