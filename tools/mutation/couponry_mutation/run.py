@@ -151,7 +151,21 @@ _FROZEN = (
     "frozen=True only refuses an assignment: no code assigns to these values or hashes them, so "
     "nothing a caller can do tells a frozen one from another"
 )
+_ASSERTED = (
+    "an assertion after problems.raise_if_any(): every value it names is set by then, so it "
+    "holds with `or` as with `and` (it only tells the type checker)"
+)
 EXCLUSIONS: tuple[Exclusion, ...] = (
+    Exclusion("cart", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
+    *(
+        Exclusion("cart", "ReplaceAndWithOr", line, _ASSERTED)
+        for line in (
+            "    assert code is not None and user_id is not None",
+            "    assert price is not None and quantity is not None",
+            "    assert line_id and kind and item_id and price is not None"
+            " and quantity is not None",
+        )
+    ),
     Exclusion("discounts", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
     Exclusion(
         "discounts",
