@@ -234,3 +234,8 @@ def test_every_bad_code_of_several_is_named() -> None:
 def test_a_group_id_of_one_character_is_fine() -> None:
     (parsed,) = parse_cart(doc(line(group_ids=["g"]))).lines
     assert parsed.group_ids == ("g",)
+
+
+def test_every_bad_line_is_named_not_only_the_first() -> None:
+    found = refused(doc(5, line("1", quantity=0), line("2"), line("2")))  # type: ignore[arg-type]
+    assert set(found) == {"lines[0]", "lines[1].quantity", "lines[3].line_id"}
