@@ -189,3 +189,9 @@ def test_stored_outcomes_keep_their_numbers() -> None:
     """idempotency_keys.outcome holds these numbers, and rows outlive a release (48 hours);
     the reservation writes 0 itself (store/redemption_repo.py, store/hot_redemptions.py)."""
     assert (IN_PROGRESS, REDEEMED, REFUSED, CHECKED_OUT) == (0, 1, 2, 3)
+
+
+def test_a_confirm_applies_unless_told_the_coupon_needs_approval() -> None:
+    live = made(status=HELD, hold_expires_at=NOW + timedelta(minutes=1))
+    step = plan("confirm", live, now=NOW)
+    assert step is not None and step.target == APPLIED and step.applies_effects
