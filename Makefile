@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 REF_VENV := .venv-reference
 REF_STAMP := $(REF_VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean bench bench-quick wrk chromium
+.PHONY: install run test lint typecheck unit clean bench bench-quick wrk chromium mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,26 @@ run: $(STAMP)
 	$(BIN)/couponry serve --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) chromium lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Mutation testing of the money path (docs/testing.md); never part of `make test`. Runs one
+# mutant at a time; MUTATE_ARGS="--only cart", "--again-survivors", "--report", "--fresh".
+# The PostgreSQL half needs COUPONRY_TEST_POSTGRES_URL (default: the local server).
+MUTATE_STAMP := $(VENV)/.mutate-installed
+
+$(MUTATE_STAMP): $(STAMP) pyproject.toml tools/mutation/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutate]' -e tools/mutation
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/couponry-mutate $(MUTATE_ARGS)
 
 # Benchmarks are never part of `make test`. They need wrk (Debian package) and a local
 # PostgreSQL (COUPONRY_BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).

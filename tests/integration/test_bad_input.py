@@ -1338,3 +1338,92 @@ def test_error_reply_echoes_the_callers_request_id(api: Api, tid: str) -> None:
     )
     check_error(resp, 422, "validation_failed", ("name",))
     assert resp.headers["x-request-id"] == "req-bad-input-1"
+
+
+# --- carts (SPEC 6.1): validate and redeem refuse a bad cart, and redeem writes nothing ------
+
+BAD_CARTS: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
+    ({"lines": [5]}, "validation_failed", ("lines[0]",)),
+    ({"lines": []}, "validation_failed", ("lines",)),
+    ({"lines": None}, "validation_failed", ("lines",)),
+    ({"user_id": "u" * 201}, "validation_failed", ("user_id",)),
+    ({"code": "C" * 65}, "validation_failed", ("code",)),
+    ({"hold_seconds": 59}, "validation_failed", ("hold_seconds",)),
+    ({"membership_status": "old"}, "validation_failed", ("membership_status",)),
+    (
+        {
+            "lines": [
+                {"line_id": "1", "kind": "event", "id": "e", "unit_price": "1", "quantity": 100_001}
+            ]
+        },
+        "validation_failed",
+        ("lines[0].quantity",),
+    ),
+    (
+        {
+            "lines": [
+                {"line_id": "1", "kind": "event", "id": "e" * 201, "unit_price": "1", "quantity": 1}
+            ]
+        },
+        "validation_failed",
+        ("lines[0].id",),
+    ),
+    (
+        {
+            "lines": [
+                {
+                    "line_id": "1",
+                    "kind": "event",
+                    "id": "e",
+                    "unit_price": "1",
+                    "quantity": 1,
+                    "group_ids": [f"g{i}" for i in range(101)],
+                }
+            ]
+        },
+        "validation_failed",
+        ("lines[0].group_ids",),
+    ),
+    (
+        {
+            "lines": [
+                {
+                    "line_id": "1",
+                    "kind": "event",
+                    "id": "e",
+                    "unit_price": "1",
+                    "quantity": 1,
+                    "price": 2,
+                }
+            ]
+        },
+        "unknown_field",
+        ("lines[0].price",),
+    ),
+    ({"codes": ["A", "a"]}, "validation_failed", ("code", "codes[1]")),
+    ({"policy": "all"}, "validation_failed", ("policy",)),
+]
+
+
+@pytest.mark.parametrize(("changes", "code", "fields"), BAD_CARTS)
+def test_a_bad_cart_is_refused_and_nothing_is_redeemed(
+    api: Api,
+    tid: str,
+    seed: dict[str, Any],
+    changes: dict[str, Any],
+    code: str,
+    fields: tuple[str, ...],
+) -> None:
+    good_line = {"line_id": "1", "kind": "event", "id": "e", "unit_price": "10", "quantity": 1}
+    body = {"code": SEED_CODE, "user_id": "u-1", "lines": [good_line], **changes}
+    check_error(api.post(f"/coupons/{tid}/validate", json=body), 422, code, fields)
+    check_error(api.post(f"/redemptions/{tid}", json=body), 422, code, fields)
+    keyed = api.post(f"/redemptions/{tid}", json=body, headers={"Idempotency-Key": "bad-cart"})
+    check_error(keyed, 422, code, fields)
+    assert get_one(api, tid, seed["id"])["times_used"] == 0
+    listed = api.get(f"/redemptions/{tid}")
+    assert listed.status_code == 200 and listed.json() == []
+    # The key was not remembered: a good cart under it redeems.
+    good = {"code": SEED_CODE, "user_id": "u-1", "lines": [good_line]}
+    made = api.post(f"/redemptions/{tid}", json=good, headers={"Idempotency-Key": "bad-cart"})
+    assert made.status_code == 201, made.text

@@ -435,14 +435,6 @@ class RedemptionRepository:
     def insert(self, r: Redemption) -> None:
         self.conn.execute(_INSERT, redemption_row(r, self.tenant_id))
 
-    def delete(self, redemption_id: str) -> None:
-        """Only to undo a record inside the transaction that wrote it (a refused claim)."""
-        self.conn.execute(
-            redemptions.delete().where(
-                redemptions.c.tenant_id == self.tenant_id, redemptions.c.id == redemption_id
-            )
-        )
-
     def get(self, redemption_id: str, *, for_update: bool = False) -> Redemption | None:
         if not looks_like_id(redemption_id):
             return None
