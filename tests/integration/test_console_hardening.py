@@ -109,9 +109,16 @@ def test_forms_keep_what_was_typed_for_every_refusal_they_can_help_with(
     deep = "[" * 5000 + "]" * 5000
     reply = browser.post(
         "/console/coupons/new",
-        data={"csrf_token": token, "code": "DEEP-1", "custom_field_values": deep},
+        data={
+            "csrf_token": token,
+            "code": "DEEP-1",
+            "coupon_type": "PERCENT",
+            "value_percent": "150",
+            "custom_field_values": deep,
+        },
     )
     assert reply.status_code == 422 and "nested less deeply" in reply.text
+    assert "at most 100" in reply.text  # the other fields' errors too, at once
     assert 'value="DEEP-1"' in reply.text
 
     locked = _coupon(api, tenant, code="LOCKED-1", sys_locked=True)

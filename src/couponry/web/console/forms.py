@@ -15,7 +15,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from couponry.domain.coupons import CHOICES, NULLABLE_FIELDS, Coupon, CouponFields
+from couponry.domain.coupons import (
+    CHOICES,
+    NULLABLE_FIELDS,
+    Coupon,
+    CouponFields,
+    parse_coupon_input,
+)
 from couponry.domain.fields import format_instant
 from couponry.errors import (
     CouponryError,
@@ -160,7 +166,14 @@ def coupon_document(typed: Mapping[str, str]) -> dict[str, Any]:
         else:
             doc[f.name] = text
     if problems:
-        raise InvalidInput("Some fields are not valid JSON.", problems)
+        # The rest of the form checked too (the domain's checks, which do no I/O), so every
+        # error shows at once; a field that is not JSON has its one error.
+        bad = {p.field for p in problems}
+        try:
+            parse_coupon_input(doc, creating=False)
+        except CouponryError as refused:
+            problems += [p for p in refused.details if p.field.split(".")[0] not in bad]
+        raise InvalidInput("Some fields are not valid.", problems)
     return doc
 
 
