@@ -473,13 +473,31 @@ def report(targets: list[Target]) -> bool:
     return all(s.percent >= 90.0 and not s.pending for s in scores.values())
 
 
+def exclusions_markdown() -> str:
+    """The exclusions as docs/testing.md lists them (grouped by module and reason)."""
+    out: list[str] = []
+    for target in TARGETS:
+        mine = [e for e in EXCLUSIONS if e.module == target.name]
+        if not mine:
+            continue
+        out.append(f"- `{target.module}`")
+        for key in dict.fromkeys((e.operator, e.reason) for e in mine):
+            lines = "; ".join(f"`{e.line.strip()}`" for e in mine if (e.operator, e.reason) == key)
+            out.append(f"  - {key[0]} on {lines}: {key[1]}.")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=[t.name for t in TARGETS])
     parser.add_argument("--report", action="store_true", help="only print the last results")
     parser.add_argument("--again-survivors", action="store_true")
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--exclusions", action="store_true", help="print them as markdown")
     args = parser.parse_args(argv)
+    if args.exclusions:
+        print(exclusions_markdown())
+        return
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
     if not args.report:
         for target in targets:
