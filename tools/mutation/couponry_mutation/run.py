@@ -146,6 +146,7 @@ class Exclusion:
     operator: str  # a regular expression on the operator's name
     line: str  # the mutated line, whole (indentation included)
     reason: str
+    becomes: str | None = None  # what the line becomes (when the operator has several ways)
 
 
 _FROZEN = (
@@ -178,13 +179,18 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
         "        if limit is not None and limit < 1:",
         "max_uses_per_user is a whole number of at least 1 (the coupon's rules): `limit < 0` "
         "and `limit < 1` are both false for every stored limit",
+        becomes="if limit is not None and limit < 0:",
     ),
-    Exclusion(
-        "redemption_repo",
-        "ReplaceComparisonOperator_Gt_GtE",
-        "            .where(u.coupon_id == coupon_id, u.user_id == user_id, u.uses > 0)",
-        "a redemption that gives its use back holds one in its user's counter (the invariant "
-        "couponry check proves), so the counter is at least 1 whenever this runs",
+    *(
+        Exclusion(
+            "redemption_repo",
+            operator,
+            "            .where(u.coupon_id == coupon_id, u.user_id == user_id, u.uses > 0)",
+            "a redemption that gives its use back holds one in its user's counter (the "
+            "invariant couponry check proves), so the counter is at least 1 whenever this runs",
+            becomes=f".where(u.coupon_id == coupon_id, u.user_id == user_id, u.uses {after})",
+        )
+        for operator, after in (("Gt_GtE", ">= 0"), ("NumberReplacer", "> -1"))
     ),
     *(
         Exclusion("cart", "ReplaceAndWithOr", line, _ASSERTED)
@@ -356,8 +362,9 @@ def why_not_counted(target: Target, operator: str, occurrence: int, line: int, c
         return "the `*` of a parameter list (keyword-only marker), not a multiplication"
     for ex in EXCLUSIONS:
         if ex.module == target.name and re.search(ex.operator, operator):
-            before, _ = _mutated_line(target, operator, occurrence)
-            if before.rstrip() == ex.line:
+            before, after = _mutated_line(target, operator, occurrence)
+            wanted = ex.becomes is None or after.split() == ex.becomes.split()
+            if before.rstrip() == ex.line and wanted:
                 return f"equivalent: {ex.reason}"
     return ""
 
