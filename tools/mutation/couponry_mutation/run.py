@@ -167,11 +167,36 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
         "claim_use's default given_units is never used: a claim without a draw always passes "
         "it, and a draw counts what it drew instead",
     ),
+    *(
+        Exclusion(
+            "redemption_repo",
+            "ReplaceFalseWithTrue",
+            f"        {name}: bool = False,",
+            f"claim_use's default {name} is never used: every claim passes it",
+        )
+        for name in ("pending", "held", "first_code_use")
+    ),
     Exclusion(
         "redemption_repo",
-        "ReplaceFalseWithTrue",
-        "        first_code_use: bool = False,",
-        "claim_use's default first_code_use is never used: every claim passes it",
+        "ReplaceComparisonOperator_Lt_LtE",
+        "    (and_(_c.budget_units.is_not(None), _budget_left < _want), _budget_left), else_=_want",
+        "where the budget left equals what the cart wants, both branches draw that same amount",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "ReplaceComparisonOperator_Lt_LtE",
+        "    (and_(_c.remaining_units.is_not(None), _c.remaining_units < _capped),"
+        " _c.remaining_units),",
+        "where the credit left equals what the draw is capped at, both branches draw that "
+        "same amount",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "NumberReplacer",
+        "        return int(found or 0)",
+        "the most uses of a coupon with no user counter yet is compared with a "
+        "max_uses_per_user of at least 1: 0 and -1 are both below it",
+        becomes="return int(found or -1)",
     ),
     Exclusion(
         "redemption_repo",
