@@ -201,6 +201,14 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion(
         "redemption_repo",
         "NumberReplacer",
+        "        return int(row.uses) if row else 0",
+        "a user with no counter yet is compared with a max_uses_per_user of at least 1: 0 "
+        "and -1 uses are both below it",
+        becomes="return int(row.uses) if row else -1",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "NumberReplacer",
         "        if limit is not None and limit < 1:",
         "max_uses_per_user is a whole number of at least 1 (the coupon's rules): `limit < 0` "
         "and `limit < 1` are both false for every stored limit",
