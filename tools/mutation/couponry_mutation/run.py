@@ -555,6 +555,7 @@ def main(argv: list[str] | None = None) -> None:
             session = _prepare(target, args.fresh, env, timeout=round(took * 3 + 30))
             if args.again_survivors:
                 _again_survivors(session)
+                _skip(session, target)  # survivors excluded since they ran are not run again
             start = time.monotonic()
             _run([_COSMIC_RAY, "exec", str(session.with_suffix(".toml")), str(session)], env)
             print(f"{target.name}: mutants run in {time.monotonic() - start:.0f} s", flush=True)
