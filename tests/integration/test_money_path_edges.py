@@ -59,17 +59,19 @@ def test_a_credit_lowered_below_what_was_drawn_never_goes_negative(
     c = create_coupon(api, tenant, coupon_type="TOTAL_AMOUNT", value_percent=None, value_amount=10)
     made = [
         redeemed(api, tenant, cart(c["code"], f"u-{i}", line(price=price)))
-        for i, price in enumerate(("4.00", "2.00", "2.00"))
+        for i, price in enumerate(("4.00", "2.00", "2.00", "2.00"))
     ]
     path = f"/coupons/{tenant.tenant_id}/{c['id']}"
-    lowered = api.patch(path, json=[{"op": "replace", "path": "/value_amount", "value": 5}])
+    lowered = api.patch(path, json=[{"op": "replace", "path": "/value_amount", "value": "6.0001"}])
     assert lowered.status_code == 200, lowered.text
     assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == 0
-    act(api, tenant, made[2]["id"], "rollback")  # 6 drawn of a credit of 5: nothing left
+    act(api, tenant, made[3]["id"], "rollback")  # 8 drawn of a credit of 6.0001: nothing left
     assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == 0
     agreeing(db, tenant)
-    act(api, tenant, made[0]["id"], "rollback")  # 2 drawn of 5
-    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == 3
+    act(api, tenant, made[2]["id"], "rollback")  # 6 drawn: a ten-thousandth left
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("0.0001")
+    act(api, tenant, made[0]["id"], "rollback")  # 2 drawn
+    assert amount(get_coupon(api, tenant, c["id"])["remaining_amount"]) == D("4.0001")
     agreeing(db, tenant)
 
 
