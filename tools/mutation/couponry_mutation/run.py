@@ -164,6 +164,47 @@ _ASSERTED = (
 EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion("cart", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
     Exclusion("redemptions", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
+    Exclusion("redemption_repo", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
+    Exclusion(
+        "redemption_repo",
+        "RemoveDecorator|NumberReplacer",
+        "@lru_cache(maxsize=32)",
+        "a cache of built statements: without it (or with room for 31 or 33) each call builds "
+        "an equal statement, and there are fewer than 31 (source, target) pairs",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "ReplaceComparisonOperator_Gt_GtE",
+        "                (_c.value_units - _drawn_after > 0, _c.value_units - _drawn_after),",
+        "where the credit's value less what stays drawn is 0, both branches leave 0",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "SqlBoundary",
+        '    "AND NOT own AND times_used > 0 RETURNING times_used"',
+        "a redemption that gives back a campaign code's use holds one of its uses, and a code "
+        "is never deleted on its own (DELETE deactivates it): its count is at least 1 here",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "NumberReplacer",
+        "            return 0 if claimed is not None else None",
+        "a claim without a draw is only tested for None by its caller: 0, 1 and -1 read alike",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "NumberReplacer",
+        "        return None if row is None else int(row.last_draw_units or 0)",
+        "a draw of 0 (a free cart) read as -1: the cart is then quoted with nothing to draw, "
+        "gives 0 as before, and 0 is not below -1, so nothing is given back: the same redemption",
+        becomes="return None if row is None else int(row.last_draw_units or -1)",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "ReplaceFalseWithTrue",
+        "            return False",
+        "unreachable: claim_user_use's `limit < 1` never holds (max_uses_per_user is at least 1)",
+    ),
     Exclusion(
         "redemption_repo",
         "NumberReplacer",
