@@ -125,3 +125,6 @@ def test_validate_counts_the_users_uses_of_this_coupon_only(api: Api, tenant: Te
         redeemed(api, tenant, cart(other["code"], "u-2"))
     fresh = api.post(path, json=cart(limited["code"], "u-2")).json()  # u-2 never used it
     assert fresh["valid"] is True and fresh["errors"] == []
+    once = create_coupon(api, tenant, max_uses_per_user=1)
+    first = api.post(path, json=cart(once["code"], "u-3")).json()  # no use yet: valid
+    assert first["valid"] is True and first["errors"] == []

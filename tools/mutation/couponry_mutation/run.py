@@ -180,6 +180,22 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
     ),
     Exclusion(
         "redemption_repo",
+        "NumberReplacer",
+        "                (_c.value_units - _drawn_after > 0, _c.value_units - _drawn_after),",
+        "`> -1` is `>= 0` for whole units: where the value less what stays drawn is 0, both "
+        "branches leave 0",
+        becomes="(_c.value_units - _drawn_after > -1, _c.value_units - _drawn_after),",
+    ),
+    Exclusion(
+        "redemption_repo",
+        "ReplaceFalseWithTrue",
+        "    def by_checkout(self, checkout_id: str, *, for_update: bool = False)"
+        " -> list[Redemption]:",
+        "by_checkout's default is never used: its only caller reads the checkout to change it, "
+        "for_update=True",
+    ),
+    Exclusion(
+        "redemption_repo",
         "SqlBoundary",
         '    "AND NOT own AND times_used > 0 RETURNING times_used"',
         "a redemption that gives back a campaign code's use holds one of its uses, and a code "
@@ -240,8 +256,7 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
         "NumberReplacer",
         "        return int(found or 0)",
         "the most uses of a coupon with no user counter yet is compared with a "
-        "max_uses_per_user of at least 1: 0 and -1 are both below it",
-        becomes="return int(found or -1)",
+        "max_uses_per_user of at least 1 (`limit < most` refuses): 0, 1 and -1 never refuse",
     ),
     Exclusion(
         "redemption_repo",
