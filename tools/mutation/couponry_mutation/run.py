@@ -164,6 +164,23 @@ _ASSERTED = (
 EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion("cart", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
     Exclusion("redemptions", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
+    *(
+        Exclusion(
+            "hot_redemptions",
+            "ReplaceFalseWithTrue",
+            f"                {before}"
+            if before.startswith("return False")
+            else f"            {before}",
+            "the caller reads the three answers in order and stops at the first that is false "
+            "(nothing after it was claimed): what follows that one is never read",
+            becomes=after,
+        )
+        for before, after in (
+            ("return False, False, False", "return False, True, False"),
+            ("return False, False, False", "return False, False, True"),
+            ("return True, False, False", "return True, False, True"),
+        )
+    ),
     Exclusion("redemption_repo", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
     Exclusion(
         "redemption_repo",
