@@ -26,7 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -542,6 +542,8 @@ class Score:
     excluded: int
     pending: int
     survivors: list[tuple[str, int, str]]  # operator, line, diff
+    # Excluded as equivalent, yet a test caught it: the exclusion is wrong.
+    wrongly_excluded: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def percent(self) -> float:
@@ -564,6 +566,8 @@ def score(target: Target, session: Path) -> Score:
             why = why_not_counted(target, operator, occurrence, line, column)
         if why:
             result.excluded += int(why.startswith("equivalent"))
+            if why.startswith("equivalent") and test == "KILLED":
+                result.wrongly_excluded.append((operator, line, why))
         elif worker is None:
             result.pending += 1
         elif worker == "NO_TEST":
@@ -594,6 +598,8 @@ def report(targets: list[Target]) -> bool:
         print(f"{row} {s.excluded} |")
     for target in targets:
         s = scores.get(target.name)  # type: ignore[assignment]
+        for operator, line, _ in s.wrongly_excluded if s is not None else ():
+            print(f"\nEXCLUDED BUT CAUGHT (fix EXCLUSIONS): {target.module}:{line} {operator}")
         if s is None or not s.survivors:
             continue
         print(f"\n## {target.module}: {len(s.survivors)} surviving mutants")
