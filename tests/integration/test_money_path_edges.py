@@ -4,15 +4,27 @@ any credit is left, and reading a redemption never waits for a change in progres
 
 from __future__ import annotations
 
+import secrets
 import threading
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+from couponry.services import coupons as coupon_svc
+from couponry.services import redemptions as redemption_svc
+from couponry.services.tenants import get_tenant
 from couponry.store.db import Database
-from tests.conftest import Api, TenantKeys
-from tests.integration.test_money_path import act, agreeing, amount, stale_claim
+from tests.conftest import Api, TenantKeys, now
+from tests.integration.test_money_path import (
+    act,
+    add_codes,
+    agreeing,
+    amount,
+    code_uses,
+    stale_claim,
+)
 from tests.integration.test_redemptions_api import (
     cart,
     create_coupon,
@@ -128,3 +140,36 @@ def test_validate_counts_the_users_uses_of_this_coupon_only(api: Api, tenant: Te
     once = create_coupon(api, tenant, max_uses_per_user=1)
     first = api.post(path, json=cart(once["code"], "u-3")).json()  # no use yet: valid
     assert first["valid"] is True and first["errors"] == []
+
+
+def test_giving_back_a_code_claimed_before_a_change_touches_no_other_code(
+    api: Api, tenant: TenantKeys, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As test_money_path's race: the hot path gives its code's use back, that one only."""
+    c = create_coupon(api, tenant)
+    mark = secrets.token_hex(3).upper()
+    raced, other = f"R-{mark}", f"O-{mark}"
+    add_codes(api, tenant, c["id"], [raced, other], uses=3)
+    redeemed(api, tenant, cart(other, "u-0"))
+    original = redemption_svc.redeem_hot
+    changed: list[bool] = []
+
+    async def change_first(*args: Any, **kwargs: Any) -> Any:
+        if not changed:
+            changed.append(True)
+            coupon_svc.patch_coupon(
+                db,
+                tenant=get_tenant(db, tenant_id=tenant.tenant_id),
+                actor_id="admin",
+                coupon_id=c["id"],
+                operations=[{"op": "replace", "path": "/comment", "value": "changed"}],
+                if_match=None,
+                now=now(),
+            )
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(redemption_svc, "redeem_hot", change_first)
+    redeemed(api, tenant, cart(raced, "u-1"))
+    assert changed
+    assert code_uses(api, tenant, c["id"]) == {raced: 1, other: 1}
+    agreeing(db, tenant)

@@ -128,7 +128,11 @@ TARGETS = (
     Target(
         "hot_redemptions",
         "src/couponry/store/hot_redemptions.py",
-        (f"{_INT}/test_money_path.py", f"{_INT}/test_campaign_redemption.py"),
+        (
+            f"{_INT}/test_money_path.py",
+            f"{_INT}/test_money_path_edges.py",
+            f"{_INT}/test_campaign_redemption.py",
+        ),
         postgres=True,
         # The hot path redeems the common coupon (no credit, budget or group), by its own
         # code or a campaign code; the GROUP and credit variants never reach it.
