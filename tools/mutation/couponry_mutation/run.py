@@ -185,6 +185,13 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
             ("return True, False, False", "return True, False, True"),
         )
     ),
+    Exclusion(
+        "hot_redemptions",
+        "SqlBoundary",
+        '    " AND coupon_id = :coupon_id AND NOT own AND times_used > 0"',
+        "the code's use being given back was claimed just before by the same request: its "
+        "count is at least 1 here",
+    ),
     Exclusion("redemption_repo", "ReplaceTrueWithFalse", "@dataclass(frozen=True)", _FROZEN),
     Exclusion(
         "redemption_repo",
