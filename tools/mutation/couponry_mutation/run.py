@@ -187,6 +187,15 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
     ),
     Exclusion(
         "hot_redemptions",
+        "ReplaceTrueWithFalse",
+        "            return True, False, False",
+        "when the coupon's claim fails (deleted, changed, or at its usage limit) the reason is "
+        "found in that order before any of the code's own state is read, so saying the code "
+        "was not claimed either gives the same refusal (SQLite: its transaction undoes both)",
+        becomes="return False, False, False",
+    ),
+    Exclusion(
+        "hot_redemptions",
         "SqlBoundary",
         '    " AND coupon_id = :coupon_id AND NOT own AND times_used > 0"',
         "the code's use being given back was claimed just before by the same request: its "
